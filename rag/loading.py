@@ -1,0 +1,246 @@
+"""Load articles from the corpus folder into :class:`Document` values, keeping their original text.
+
+A document's ``text`` is the file's text after any YAML front matter; everything downstream refers to
+it by character offsets. The news-wire quirks of the seed articles are recognised here and only move
+the boundaries of answerable blocks, never the text itself:
+
+- a leading ``date 2024-07`` prefix becomes the date and is not answerable;
+- a dateline ``NEW YORK/MOSKAU (dpa-AFX) -`` names the source and is not part of the first sentence;
+- a trailing author tag such as ``/scb/DP/he`` is cut from the last block;
+- short one-line blocks without a closing full stop are headings, kept apart from the next sentence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rag.errors import BadDocumentError, CorpusError
+from rag.language import detect_language
+from rag.types import Block, Document, DocumentMeta
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".txt", ".md")
+FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_DATE_PREFIX = re.compile(r"\A\s*date[ \t]+(\d{4}-\d{2}(?:-\d{2})?)\b[ \t]*")
+# "NEW YORK/MOSKAU/PJÖNGJANG (dpa-AFX) - ": upper-case places, the agency in brackets, a dash.
+_DATELINE = re.compile(r"\A([A-ZÄÖÜ][A-ZÄÖÜ .'/-]{1,80}?)\s*\(([^()\n]{2,40})\)\s*[-–—]\s+")
+# "/scb/DP/he" at the very end: two or more slash-led initials groups.
+_AUTHOR_TAG = re.compile(r"(?<=[\s.!?\"“”»])(?:/[A-Za-z]{1,5}){2,}\s*\Z")
+_BLOCK_SEP = re.compile(r"\n[ \t]*\n\s*")
+_MD_HEADING = re.compile(r"\A#{1,6}[ \t]+")
+_HEADING_MAX_WORDS = 12
+_SENTENCE_END = ('.', '"', "“", "”", "»", "«", "!", ":", ";", ",", ")")
+_ALLOWED_META = {"title", "date", "source", "language", "url"}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    documents: list[Document]
+    skipped: list[Skipped]
+
+
+def load_corpus(corpus_dir: Path) -> LoadResult:
+    """Load every supported file under ``corpus_dir``; unusable files are skipped with a logged reason.
+
+    Raises:
+        CorpusError: the folder does not exist, or holds no usable article.
+    """
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise CorpusError(
+            f"corpus folder {corpus_dir} does not exist: create it and put .txt or .md articles in it"
+        )
+    root = corpus_dir.resolve()
+    documents: list[Document] = []
+    skipped: list[Skipped] = []
+    seen_ids: dict[str, str] = {}
+    seen_hashes: dict[str, str] = {}
+    for path in sorted(corpus_dir.rglob("*")):
+        rel = path.relative_to(corpus_dir).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(corpus_dir).parts):
+            continue  # hidden files and folders (editor swap files, .git) are not articles
+        if path.is_dir():
+            continue
+        try:
+            doc = _load_checked(path, rel, root)
+        except BadDocumentError as exc:
+            skipped.append(Skipped(rel, exc.message))
+            log.warning("skipped %s: %s", rel, exc.message)
+            continue
+        if doc.doc_id in seen_ids:
+            reason = f"its id {doc.doc_id!r} is already used by {seen_ids[doc.doc_id]}"
+        elif doc.sha256 in seen_hashes:
+            reason = f"duplicate of {seen_hashes[doc.sha256]}"
+        else:
+            seen_ids[doc.doc_id] = rel
+            seen_hashes[doc.sha256] = rel
+            documents.append(doc)
+            continue
+        skipped.append(Skipped(rel, reason))
+        log.warning("skipped %s: %s", rel, reason)
+    if not documents:
+        raise CorpusError(
+            f"corpus folder {corpus_dir} has no usable article: put UTF-8 .txt or .md files in it"
+            + (f" ({len(skipped)} file(s) skipped)" if skipped else "")
+        )
+    return LoadResult(documents, skipped)
+
+
+def _load_checked(path: Path, rel: str, root: Path) -> Document:
+    if path.is_symlink() and not path.resolve().is_relative_to(root):
+        raise BadDocumentError("it is a link to a file outside the corpus folder")
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise BadDocumentError(f"unsupported file type {path.suffix or '(none)'!r}: use .txt or .md")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadDocumentError(f"cannot be read ({exc.strerror or exc})") from exc
+    return parse_document(data, rel)
+
+
+def doc_id_for(rel_path: str) -> str:
+    """A URL-safe id from the file's path inside the corpus: ``news/a b.md`` -> ``news--a-b``."""
+    stem = rel_path.rsplit(".", 1)[0]
+    parts = [re.sub(r"[^A-Za-z0-9_.-]+", "-", p).strip("-.") or "doc" for p in stem.split("/")]
+    return "--".join(parts)
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM); Windows-1252/Latin-1 German text is decoded too, with a warning.
+
+    Raises:
+        BadDocumentError: binary content, or text that is not in either encoding.
+    """
+    if b"\x00" in data[:65536]:
+        raise BadDocumentError("it is a binary file, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        raise BadDocumentError("it is neither UTF-8 nor Windows-1252/Latin-1 text") from exc
+    log.warning("decoded a non-UTF-8 file as Windows-1252 (Latin-1)")
+    return text
+
+
+def parse_document(data: bytes, rel_path: str) -> Document:
+    """Parse one article's bytes; ``rel_path`` names it (its id comes from it)."""
+    text = decode_text(data)
+    controls = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\n\r\f")
+    if controls > max(8, len(text[:65536]) // 100):
+        raise BadDocumentError("it looks like a binary file, not text")
+    meta_raw, body = _split_front_matter(text)
+    if not body.strip():
+        raise BadDocumentError("it is empty" if not text.strip() else "it has front matter but no text")
+    blocks, found = _blocks(body, markdown=rel_path.lower().endswith(".md"))
+    if not blocks:
+        raise BadDocumentError("it has no answerable text")
+    meta = _meta(meta_raw, found, body, rel_path)
+    return Document(
+        doc_id=doc_id_for(rel_path),
+        path=rel_path,
+        text=body,
+        meta=meta,
+        blocks=tuple(blocks),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    match = FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    try:
+        raw = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise BadDocumentError(f"its YAML front matter does not parse ({exc.__class__.__name__})") from exc
+    if not isinstance(raw, dict):
+        raise BadDocumentError("its front matter is not a mapping of keys to values")
+    unknown = set(map(str, raw)) - _ALLOWED_META
+    if unknown:
+        log.warning("%s: ignoring unknown front matter keys %s", "front matter", sorted(unknown))
+    return {k: raw[k] for k in _ALLOWED_META if raw.get(k) is not None}, text[match.end() :]
+
+
+def _meta(raw: dict[str, Any], found: dict[str, str], body: str, rel_path: str) -> DocumentMeta:
+    title = str(raw.get("title") or found.get("title") or _title_from_path(rel_path))
+    date = raw.get("date") or found.get("date")
+    language = str(raw.get("language") or detect_language(body)).lower()[:2]
+    return DocumentMeta(
+        title=title.strip(),
+        date=str(date) if date is not None else None,
+        source=str(raw.get("source") or found.get("source") or "") or None,
+        language=language if language in ("de", "en") else "de",
+        url=str(raw["url"]) if raw.get("url") else None,
+    )
+
+
+def _title_from_path(rel_path: str) -> str:
+    stem = rel_path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return re.sub(r"[_-]+", " ", stem).strip() or stem
+
+
+def _blocks(body: str, markdown: bool) -> tuple[list[Block], dict[str, str]]:
+    """Cut the body into paragraph and heading blocks, stripping the wire-report furniture."""
+    found: dict[str, str] = {}
+    start, end = 0, len(body)
+    date = _DATE_PREFIX.match(body)
+    if date:
+        found["date"] = date.group(1)
+        start = date.end()
+    tag = _AUTHOR_TAG.search(body, start)
+    if tag:
+        end = tag.start()
+    blocks: list[Block] = []
+    pos = start
+    for sep in [*_BLOCK_SEP.finditer(body, start, end), None]:
+        stop = sep.start() if sep else end
+        block = _trim(body, pos, stop)
+        if block is not None:
+            blocks.append(block)
+        if sep:
+            pos = sep.end()
+    out: list[Block] = []
+    for block in blocks:
+        out.append(_classify(body, block, markdown, "source" not in found, found))
+    return [b for b in out if b.end > b.start], found
+
+
+def _classify(body: str, block: Block, markdown: bool, may_have_dateline: bool, found: dict[str, str]) -> Block:
+    text = body[block.start : block.end]
+    if markdown:
+        md = _MD_HEADING.match(text)
+        if md:
+            found.setdefault("title", text[md.end() :].strip())
+            return Block(block.start + md.end(), block.end, "heading")
+    dateline = _DATELINE.match(text) if may_have_dateline else None
+    if dateline:
+        found.setdefault("source", dateline.group(2).strip())
+        return Block(block.start + dateline.end(), block.end, "paragraph")
+    if "\n" not in text and len(text.split()) <= _HEADING_MAX_WORDS and not text.endswith(_SENTENCE_END):
+        return replace(block, kind="heading")
+    return block
+
+
+def _trim(body: str, start: int, stop: int) -> Block | None:
+    while start < stop and body[start].isspace():
+        start += 1
+    while stop > start and body[stop - 1].isspace():
+        stop -= 1
+    return Block(start, stop) if stop > start else None

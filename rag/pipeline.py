@@ -1,0 +1,166 @@
+"""The composition root: one :class:`Pipeline` assembled from settings, shared by the CLI, API and UI.
+
+Queries read one immutable :class:`Snapshot` reference; an index update builds a new snapshot and swaps
+the reference, so a query never sees half an index and never waits for a build.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from rag.answering import ComposerConfig, compose
+from rag.corpus import CorpusWriter
+from rag.embedding import Embedder, create_embedder
+from rag.errors import BadRequestError, DocumentNotFoundError, IndexError_
+from rag.followup import Turn, resolve_question
+from rag.indexing import BuildReport, build_index, corpus_language
+from rag.language import detect_language
+from rag.loading import load_corpus
+from rag.retrieval import RetrievalConfig, retrieve
+from rag.settings import Settings
+from rag.store import Snapshot, expected_config, load_snapshot
+from rag.types import Answer, Document, DocumentMeta
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 2000
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or create_embedder(
+            settings.model, settings.device, settings.batch_size, settings.offline, settings.threads
+        )
+        self.retrieval = RetrievalConfig(
+            settings.fusion, settings.dense_weight, settings.rrf_k, settings.candidates
+        )
+        self.composer = ComposerConfig(
+            max_sentences=settings.max_sentences, abstain_threshold=settings.abstain_threshold
+        )
+        self.corpus = CorpusWriter(Path(settings.corpus_dir))
+        self._snap: Snapshot | None = None
+        self._update_lock = threading.Lock()
+        self.last_build: BuildReport | None = None
+
+    # --- lifecycle
+    def warm_up(self, progress: bool = False) -> BuildReport:
+        """Load the model and bring the index up to date with the corpus (built if missing)."""
+        self.embedder.warm_up()
+        return self.update_index(progress=progress)
+
+    def update_index(self, progress: bool = False, force: bool = False) -> BuildReport:
+        s = self.settings
+        with self._update_lock:
+            snap, report = build_index(
+                Path(s.corpus_dir), Path(s.index_dir), self.embedder, s.chunk_tokens, s.chunk_overlap,
+                progress=progress, force=force,
+            )
+            self._snap = snap
+            self.last_build = report
+        return report
+
+    def load_index(self) -> Snapshot:
+        """Load the saved index without touching the corpus; errors say to run ``rag index``."""
+        manifest_lang = corpus_language(load_corpus(Path(self.settings.corpus_dir)).documents)
+        expected = expected_config(
+            self.embedder.name, self.embedder.dimension, self.settings.chunk_tokens,
+            self.settings.chunk_overlap, manifest_lang,
+        )
+        return load_snapshot(Path(self.settings.index_dir), expected)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        snap = self._snap
+        if snap is None:
+            self.update_index()
+            snap = self._snap
+        if snap is None:  # pragma: no cover - update_index always sets it or raises
+            raise IndexError_("the index is not loaded")
+        return snap
+
+    @property
+    def ready(self) -> bool:
+        return self._snap is not None
+
+    # --- questions
+    def ask(self, question: str, top_k: int | None = None, history: Sequence[Turn] = ()) -> Answer:
+        question = _clean_question(question)
+        k = top_k or self.settings.top_k
+        if not 1 <= k <= 20:
+            raise BadRequestError("top_k must be between 1 and 20")
+        snap = self.snapshot
+        started = time.perf_counter()
+        query_text = resolve_question(question, history, snap.bm25.analyzer)
+        vector = self.embedder.embed_queries([query_text])[0]
+        hits = retrieve(snap, query_text, vector, max(k, self.composer.context_chunks), self.retrieval)
+        retrieved = time.perf_counter()
+        language = detect_language(question, default=corpus_language(list(snap.documents.values())))
+        answer = compose(snap, question, query_text, vector, hits, k, language, self.composer)
+        done = time.perf_counter()
+        timings = {
+            "retrieve": round((retrieved - started) * 1000, 2),
+            "compose": round((done - retrieved) * 1000, 2),
+            "total": round((done - started) * 1000, 2),
+        }
+        return replace(answer, timings_ms=timings)
+
+    # --- the corpus
+    def documents(self) -> list[Document]:
+        return list(self.snapshot.documents.values())
+
+    def document(self, doc_id: str) -> Document:
+        doc = self.snapshot.documents.get(doc_id)
+        if doc is None:
+            raise DocumentNotFoundError(f"no document with id {doc_id!r}; GET /documents lists them")
+        return doc
+
+    def chunk_count(self, doc_id: str) -> int:
+        return sum(1 for c in self.snapshot.chunks if c.doc_id == doc_id)
+
+    def add_document(self, filename: str, data: bytes, meta: DocumentMeta | None = None) -> Document:
+        """Store an uploaded article in the corpus and index it; returns it as indexed."""
+        with self._update_lock:
+            doc_id = self.corpus.add(filename, data, meta, self.settings.max_upload_bytes)
+            try:
+                self._rebuild_locked()
+            except Exception:
+                self.corpus.remove(doc_id)
+                raise
+        return self.document(doc_id)
+
+    def delete_document(self, doc_id: str) -> None:
+        with self._update_lock:
+            self.document(doc_id)
+            self.corpus.remove(doc_id)
+            self._rebuild_locked()
+
+    def _rebuild_locked(self) -> None:
+        s = self.settings
+        snap, report = build_index(
+            Path(s.corpus_dir), Path(s.index_dir), self.embedder, s.chunk_tokens, s.chunk_overlap
+        )
+        self._snap = snap
+        self.last_build = report
+
+
+def _clean_question(question: str) -> str:
+    if not isinstance(question, str):
+        raise BadRequestError("the question must be text")
+    cleaned = "".join(ch if ch.isprintable() or ch in "\t\n" else " " for ch in question)
+    cleaned = cleaned.encode("utf-8", "replace").decode("utf-8").strip()
+    if not cleaned:
+        raise BadRequestError("the question is empty")
+    if len(cleaned) > MAX_QUESTION_CHARS:
+        raise BadRequestError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+    return cleaned
+
+
+def build_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:
+    """The one place the pipeline is assembled (the API, the UI and the CLI all call this)."""
+    return Pipeline(settings, embedder)

@@ -1,0 +1,75 @@
+"""One typed settings object for the whole product, read from ``RAG_*`` environment variables.
+
+Every field is documented in the README's configuration table; CLI flags override fields by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FusionMethod = Literal["convex", "rrf", "dense", "lexical"]
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", frozen=True)
+
+    # --- where things live
+    corpus_dir: Path = Field(Path("corpus"), description="Folder of .txt/.md articles to answer from.")
+    index_dir: Path = Field(Path("index"), description="Folder the built index is written to.")
+
+    # --- embedding model
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="sentence-transformers model name or local path; the default is bundled and offline.",
+    )
+    device: str = Field("cpu", description="torch device for the embedding model.")
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts per embedding batch.")
+    offline: bool = Field(True, description="Never contact a model hub (HF_HUB_OFFLINE=1).")
+    threads: int = Field(0, ge=0, le=256, description="torch threads; 0 = one per physical core.")
+
+    # --- chunking
+    chunk_tokens: int = Field(
+        200, ge=32, le=512, description="Maximum word pieces per chunk (the model reads 256)."
+    )
+    chunk_overlap: int = Field(1, ge=0, le=5, description="Sentences repeated between adjacent chunks.")
+
+    # --- retrieval
+    top_k: int = Field(5, ge=1, le=20, description="Passages returned with each answer.")
+    candidates: int = Field(50, ge=1, le=1000, description="Candidates each retriever passes to fusion.")
+    fusion: FusionMethod = Field("convex", description="How dense and lexical scores are combined.")
+    dense_weight: float = Field(
+        0.3, ge=0.0, le=1.0, description="Weight of the dense retriever in fusion (lexical gets 1 - w)."
+    )
+    rrf_k: int = Field(60, ge=1, description="Rank offset for reciprocal rank fusion.")
+
+    # --- answering
+    max_sentences: int = Field(3, ge=1, le=3, description="Sentences in an answer.")
+    abstain_threshold: float = Field(
+        0.35, ge=0.0, le=1.0, description="Evidence score below which the bot says the articles don't say."
+    )
+
+    # --- server
+    host: str = Field("127.0.0.1", description="Address `rag serve` binds to.")
+    port: int = Field(7860, ge=1, le=65535, description="Port `rag serve` listens on.")
+    api_key: SecretStr | None = Field(None, description="Key for the write endpoints; unset = writes off.")
+    max_upload_bytes: int = Field(2_000_000, ge=1, description="Largest accepted article upload.")
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; none = off.")
+    log_level: str = Field("INFO", description="Logging level of the entry points.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.candidates < self.top_k:
+            raise ValueError("candidates must be at least top_k (fusion can only return what it is given)")
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Environment first, then non-None ``overrides`` (CLI flags) on top."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]

@@ -1,0 +1,134 @@
+"""The typed values passed between pipeline stages: documents, spans, chunks, hits and answers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+BlockKind = Literal["paragraph", "heading"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open character range ``[start, end)`` of a document's original text."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.end:
+            raise ValueError(f"invalid span [{self.start}, {self.end})")
+
+
+@dataclass(frozen=True)
+class Block(Span):
+    """A paragraph or a heading line of a document; answerable text lives only in blocks."""
+
+    kind: BlockKind = "paragraph"
+
+
+@dataclass(frozen=True)
+class Sentence(Span):
+    """One sentence of a document, by offsets; ``heading`` sentences are never quoted as answers."""
+
+    heading: bool = False
+
+
+@dataclass(frozen=True)
+class DocumentMeta:
+    title: str
+    date: str | None = None
+    source: str | None = None
+    language: str = "de"
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """An article: its original text (what citation offsets point into) and where its answerable text is.
+
+    ``path`` is relative to the corpus folder; ``sha256`` is the hash of the file's bytes.
+    """
+
+    doc_id: str
+    path: str
+    text: str
+    meta: DocumentMeta
+    blocks: tuple[Block, ...]
+    sha256: str
+
+    def span_text(self, span: Span) -> str:
+        return self.text[span.start : span.end]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of whole sentences of one document; ``text == document.text[start:end]`` always holds.
+
+    ``sentences`` are the indices of the chunk's sentences in the index-wide sentence table.
+    """
+
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    sentences: tuple[int, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the per-retriever scores behind it."""
+
+    chunk: Chunk
+    score: float
+    dense: float = 0.0
+    lexical: float = 0.0
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    date: str | None
+    quote: str
+    start: int
+    end: int
+    passage: str
+    passage_start: int
+    passage_end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Passage:
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The product's answer; :meth:`to_dict` is the JSON contract served by ``POST /ask``."""
+
+    question: str
+    answer: str
+    abstained: bool
+    language: str
+    citations: tuple[Citation, ...]
+    passages: tuple[Passage, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "language": self.language,
+            "citations": [asdict(c) for c in self.citations],
+            "passages": [asdict(p) for p in self.passages],
+            "timings_ms": dict(self.timings_ms),
+        }

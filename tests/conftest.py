@@ -1,0 +1,67 @@
+"""Shared fixtures. Tests are offline: any connection outside loopback fails the test."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.pipeline import Pipeline, build_pipeline
+from rag.settings import Settings
+from rag.testing import WordsEmbedder
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SEEDS = ROOT.parent / "shared" / "seeds"
+BENCH = ROOT.parent / "shared" / "bench"
+DATA = Path(__file__).resolve().parent / "data"
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and not (
+        host.startswith("127.") or host in ("localhost", "::1", "0.0.0.0") or self.family == socket.AF_UNIX
+    ):
+        raise RuntimeError(f"a test tried to reach the network ({address!r})")
+    _real_connect(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture
+def seed_corpus(tmp_path: Path) -> Path:
+    """A private copy of the default corpus (the two seed articles with their front matter)."""
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS, target)
+    return target
+
+
+@pytest.fixture
+def fake_settings(seed_corpus: Path, tmp_path: Path) -> Settings:
+    return Settings(corpus_dir=seed_corpus, index_dir=tmp_path / "index", model="test:words")
+
+
+@pytest.fixture
+def fake_pipeline(fake_settings: Settings) -> Pipeline:
+    """The real pipeline over the seed corpus with the instant bag-of-words embedder."""
+    return build_pipeline(fake_settings, WordsEmbedder())
+
+
+@pytest.fixture(scope="session")
+def real_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """The product as shipped (bundled MiniLM) over a copy of the seed corpus; built once per session."""
+    base = tmp_path_factory.mktemp("real")
+    shutil.copytree(CORPUS, base / "corpus")
+    pipeline = build_pipeline(Settings(corpus_dir=base / "corpus", index_dir=base / "index"))
+    pipeline.warm_up()
+    yield pipeline

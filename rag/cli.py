@@ -72,8 +72,12 @@ def index(
 
 @app.command()
 def ask(
-    question: Annotated[str | None, typer.Argument(help="The question; omit it for an interactive session.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON (the API contract).")] = False,
+    question: Annotated[
+        str | None, typer.Argument(help="The question; omit it for an interactive session.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the answer as JSON (the API contract).")
+    ] = False,
     top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=20, help="Passages to return.")] = None,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
@@ -143,6 +147,47 @@ def serve(
     from rag.server import run
 
     run(settings)
+
+
+@app.command(name="eval")
+def eval_(
+    file: Annotated[Path, typer.Argument(help="A SQuAD-format file, or a question set asked against --corpus.")],
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="A parallel SQuAD file whose questions are asked instead.")
+    ] = None,
+    unanswerable: Annotated[
+        Path | None, typer.Option("--unanswerable", help="Questions that must be abstained on (JSON list).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Ask a random sample of this size.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit sample.")] = 0,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where the JSON report is written.")] = Path(
+        "eval-report.json"
+    ),
+    work_dir: Annotated[
+        Path | None, typer.Option("--work-dir", help="Keep the evaluation corpus and index here (reused).")
+    ] = None,
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Measure retrieval, answers, citations, abstention and latency; print a table, write JSON."""
+    from rag import squad
+    from rag.evaluation import evaluate_question_set, evaluate_squad, format_report
+
+    settings = _settings(verbose, corpus=corpus, index=index)
+    data = squad.read_json(file)
+    extra = squad.load_question_set(squad.read_json(unanswerable)) if unanswerable else []
+    if squad.is_squad(data):
+        parallel = squad.read_json(questions) if questions else None
+        nope = [q.text for q in extra if q.answer is None]
+        report = evaluate_squad(squad.load_squad(data, parallel), settings, limit, seed, work_dir, nope)
+    else:
+        asked = squad.sample(squad.load_question_set(data), limit, seed) + extra
+        report = evaluate_question_set(asked, settings)
+    report = {"file": str(file), "questions_file": str(questions) if questions else None, **report}
+    output.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    typer.echo(format_report(report))
+    typer.echo(f"\nreport written to {output}", err=True)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from rag.errors import BadDocumentError, DocumentExistsError, DocumentNotFoundError, DocumentTooLargeError
-from rag.loading import SUPPORTED_SUFFIXES, FRONT_MATTER, decode_text, doc_id_for, parse_document
+from rag.loading import FRONT_MATTER, SUPPORTED_SUFFIXES, decode_text, doc_id_for, parse_document
 from rag.types import DocumentMeta
 
 _MAX_NAME = 100
@@ -34,7 +34,9 @@ def safe_filename(name: str) -> str:
     stem, dot, suffix = base.rpartition(".")
     if not dot or f".{suffix.lower()}" not in SUPPORTED_SUFFIXES:
         raise BadDocumentError(f"unsupported file type for {base[:60]!r}: upload a .txt or .md article")
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode())
+    stem = re.sub(
+        r"[^A-Za-z0-9_-]+", "-", unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    )
     stem = stem.strip("-_")[: _MAX_NAME - 4] or "article"
     if stem.lower() in _RESERVED:
         stem = f"article-{stem}"

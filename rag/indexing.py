@@ -88,7 +88,9 @@ def build_index(
         loaded = load_corpus(corpus_dir)
         docs, report.skipped = loaded.documents, loaded.skipped
         language = corpus_language(docs)
-        expected = expected_config(embedder.name, _dimension(index_dir, embedder), chunk_tokens, overlap, language)
+        expected = expected_config(
+            embedder.name, _dimension(index_dir, embedder), chunk_tokens, overlap, language
+        )
         previous = None if force else _previous(index_dir, expected)
         files = {d.path: d.sha256 for d in docs}
         report.files = len(docs)
@@ -117,8 +119,13 @@ def build_index(
     report.seconds = time.perf_counter() - started
     log.info(
         "index %s: %d files, %d chunks (%d files embedded, %d reused, %d removed) in %.1fs",
-        report.build_id, report.files, report.chunks, report.embedded_files, report.reused_files,
-        report.removed_files, report.seconds,
+        report.build_id,
+        report.files,
+        report.chunks,
+        report.embedded_files,
+        report.reused_files,
+        report.removed_files,
+        report.seconds,
     )
     return snap, report
 

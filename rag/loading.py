@@ -37,7 +37,7 @@ _AUTHOR_TAG = re.compile(r"(?<=[\s.!?\"“”»])(?:/[A-Za-z]{1,5}){2,}\s*\Z")
 _BLOCK_SEP = re.compile(r"\n[ \t]*\n\s*")
 _MD_HEADING = re.compile(r"\A#{1,6}[ \t]+")
 _HEADING_MAX_WORDS = 12
-_SENTENCE_END = ('.', '"', "“", "”", "»", "«", "!", ":", ";", ",", ")")
+_SENTENCE_END = (".", '"', "“", "”", "»", "«", "!", ":", ";", ",", ")")
 _ALLOWED_META = {"title", "date", "source", "language", "url"}
 
 
@@ -119,7 +119,7 @@ def doc_id_for(rel_path: str) -> str:
     return "--".join(parts)
 
 
-def decode_text(data: bytes) -> str:
+def decode_text(data: bytes, name: str = "the file") -> str:
     """UTF-8 (with or without BOM); Windows-1252/Latin-1 German text is decoded too, with a warning.
 
     Raises:
@@ -135,13 +135,13 @@ def decode_text(data: bytes) -> str:
         text = data.decode("cp1252")
     except UnicodeDecodeError as exc:
         raise BadDocumentError("it is neither UTF-8 nor Windows-1252/Latin-1 text") from exc
-    log.warning("decoded a non-UTF-8 file as Windows-1252 (Latin-1)")
+    log.warning("%s is not UTF-8; decoded it as Windows-1252 (Latin-1)", name)
     return text
 
 
 def parse_document(data: bytes, rel_path: str) -> Document:
     """Parse one article's bytes; ``rel_path`` names it (its id comes from it)."""
-    text = decode_text(data)
+    text = decode_text(data, rel_path)
     controls = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\n\r\f")
     if controls > max(8, len(text[:65536]) // 100):
         raise BadDocumentError("it looks like a binary file, not text")
@@ -222,7 +222,9 @@ def _blocks(body: str, markdown: bool) -> tuple[list[Block], dict[str, str]]:
     return [b for b in out if b.end > b.start], found
 
 
-def _classify(body: str, block: Block, markdown: bool, may_have_dateline: bool, found: dict[str, str]) -> Block:
+def _classify(
+    body: str, block: Block, markdown: bool, may_have_dateline: bool, found: dict[str, str]
+) -> Block:
     text = body[block.start : block.end]
     if markdown:
         md = _MD_HEADING.match(text)

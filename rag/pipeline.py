@@ -58,8 +58,13 @@ class Pipeline:
         s = self.settings
         with self._update_lock:
             snap, report = build_index(
-                Path(s.corpus_dir), Path(s.index_dir), self.embedder, s.chunk_tokens, s.chunk_overlap,
-                progress=progress, force=force,
+                Path(s.corpus_dir),
+                Path(s.index_dir),
+                self.embedder,
+                s.chunk_tokens,
+                s.chunk_overlap,
+                progress=progress,
+                force=force,
             )
             self._snap = snap
             self.last_build = report
@@ -69,8 +74,11 @@ class Pipeline:
         """Load the saved index without touching the corpus; errors say to run ``rag index``."""
         manifest_lang = corpus_language(load_corpus(Path(self.settings.corpus_dir)).documents)
         expected = expected_config(
-            self.embedder.name, self.embedder.dimension, self.settings.chunk_tokens,
-            self.settings.chunk_overlap, manifest_lang,
+            self.embedder.name,
+            self.embedder.dimension,
+            self.settings.chunk_tokens,
+            self.settings.chunk_overlap,
+            manifest_lang,
         )
         return load_snapshot(Path(self.settings.index_dir), expected)
 

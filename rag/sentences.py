@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from itertools import pairwise
 
 import pysbd
 
@@ -61,7 +62,7 @@ def _split_block(text: str, start: int, end: int, language: str) -> list[Sentenc
 
 def _return_closing_quotes(piece: str, spans: list[list[int]]) -> None:
     """Give a quote that pysbd put at the start of a sentence back to the sentence it closes."""
-    for prev, cur in zip(spans, spans[1:], strict=False):
+    for prev, cur in pairwise(spans):
         a, b = cur
         closes = piece[a] in _CLOSERS and (a + 1 == b or piece[a + 1].isspace())
         if closes and piece[prev[1] - 1] in ".!?" and not piece[prev[1] : a].strip():

@@ -207,7 +207,8 @@ def _store_payload(snap: Snapshot) -> dict[str, Any]:
             for d in snap.documents.values()
         ],
         "sentences": [
-            [doc, s.start, s.end, int(s.heading)] for doc, s in zip(snap.sentence_doc, snap.sentences, strict=True)
+            [doc, s.start, s.end, int(s.heading)]
+            for doc, s in zip(snap.sentence_doc, snap.sentences, strict=True)
         ],
         "chunks": [[c.chunk_id, c.doc_id, c.start, c.end, list(c.sentences)] for c in snap.chunks],
     }

@@ -146,26 +146,32 @@ def serve(
     settings = _settings(verbose, corpus=corpus, index=index, host=host, port=port)
     from rag.server import run
 
-    run(settings)
+    run(settings, announce=lambda line: typer.echo(line, err=True))
+
+
+EvalFileArg = Annotated[Path, typer.Argument(help="A SQuAD-format file, or a question set for --corpus.")]
+QuestionsOpt = Annotated[
+    Path | None, typer.Option("--questions", help="A parallel SQuAD file whose questions are asked instead.")
+]
+UnanswerableOpt = Annotated[
+    Path | None, typer.Option("--unanswerable", help="Questions that must be abstained on (JSON list).")
+]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Ask a random sample of this size.")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Where the JSON report is written.")]
+WorkDirOpt = Annotated[
+    Path | None, typer.Option("--work-dir", help="Keep the evaluation corpus and index here (reused).")
+]
 
 
 @app.command(name="eval")
 def eval_(
-    file: Annotated[Path, typer.Argument(help="A SQuAD-format file, or a question set asked against --corpus.")],
-    questions: Annotated[
-        Path | None, typer.Option("--questions", help="A parallel SQuAD file whose questions are asked instead.")
-    ] = None,
-    unanswerable: Annotated[
-        Path | None, typer.Option("--unanswerable", help="Questions that must be abstained on (JSON list).")
-    ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Ask a random sample of this size.")] = None,
+    file: EvalFileArg,
+    questions: QuestionsOpt = None,
+    unanswerable: UnanswerableOpt = None,
+    limit: LimitOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit sample.")] = 0,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where the JSON report is written.")] = Path(
-        "eval-report.json"
-    ),
-    work_dir: Annotated[
-        Path | None, typer.Option("--work-dir", help="Keep the evaluation corpus and index here (reused).")
-    ] = None,
+    output: OutputOpt = Path("eval-report.json"),
+    work_dir: WorkDirOpt = None,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     verbose: VerboseOpt = False,

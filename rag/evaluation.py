@@ -1,0 +1,209 @@
+"""``rag eval``: measure retrieval, answers, citations and abstention through the product's own pipeline.
+
+A SQuAD-format file is written to a temporary corpus (see :mod:`rag.squad`), indexed like any corpus, and
+every question is asked through :meth:`Pipeline.ask`, the call the API makes, for the top 10 passages (the
+answer itself does not depend on how many passages are returned). A question set is asked against an
+existing corpus folder. With unanswerable questions, the report also shows the abstention threshold's
+trade-off: everything is asked once more with abstention off, and each threshold is applied to the best
+sentence's evidence score, which is exactly the rule the composer abstains by.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rag.metrics import Cited, Judged, Region, Trial, contains_any, judge, summarize, sweep
+from rag.pipeline import Pipeline, build_pipeline
+from rag.settings import Settings
+from rag.squad import Question, SetQuestion, SquadSet, sample, write_corpus
+from rag.types import Answer
+
+log = logging.getLogger(__name__)
+
+RETRIEVAL_DEPTH = 10  # passages asked for per question: hit@10 and MRR@10 need ten
+SWEEP = tuple(round(0.05 * i, 2) for i in range(1, 17))  # thresholds 0.05 ... 0.80
+_SETTINGS_SHOWN = ("chunk_tokens", "chunk_overlap", "fusion", "dense_weight", "abstain_threshold", "model")
+
+
+@contextmanager
+def work_folder(work_dir: Path | None) -> Iterator[Path]:
+    """``work_dir`` if given (its index is reused by the next run), else a temporary folder."""
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        yield Path(work_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+        yield Path(tmp)
+
+
+def ask_all(pipeline: Pipeline, questions: Sequence[str]) -> list[tuple[Answer, float]]:
+    """Each question's answer and its wall-clock time in milliseconds (query encoding included)."""
+    out: list[tuple[Answer, float]] = []
+    for n, question in enumerate(questions, start=1):
+        started = time.perf_counter()
+        answer = pipeline.ask(question, top_k=RETRIEVAL_DEPTH)
+        out.append((answer, (time.perf_counter() - started) * 1000))
+        if n % 100 == 0:
+            log.info("asked %d of %d questions", n, len(questions))
+    return out
+
+
+def judge_answer(question: Question, answer: Answer, ms: float, originals: dict[str, str]) -> Judged:
+    retrieved = [Region(p.doc_id, p.start, p.end) for p in answer.passages]
+    cited = [Cited(c.n, Region(c.doc_id, c.start, c.end), c.quote) for c in answer.citations]
+    return judge(question.gold, retrieved, answer.abstained, answer.answer, cited, originals, ms)
+
+
+def evaluate_squad(
+    squad: SquadSet,
+    settings: Settings,
+    limit: int | None = None,
+    seed: int = 0,
+    work_dir: Path | None = None,
+    unanswerable: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Index the file's articles, ask (a sample of) its questions, and return the report."""
+    questions = sample(squad.questions, limit, seed)
+    with work_folder(work_dir) as folder:
+        originals = write_corpus(squad.articles, folder / "corpus")
+        where = {"corpus_dir": folder / "corpus", "index_dir": folder / "index"}
+        pipeline = build_pipeline(settings.model_copy(update=where))
+        pipeline.warm_up()
+        answers = ask_all(pipeline, [q.text for q in questions])
+        report = {
+            **_setup(pipeline, len(questions)),
+            **summarize(
+                [judge_answer(q, a, ms, originals) for q, (a, ms) in zip(questions, answers, strict=True)]
+            ),
+        }
+        if unanswerable:
+
+            def is_right(i: int, a: Answer) -> bool:
+                return not a.abstained and contains_any(_quoted(a), questions[i].gold.texts)
+
+            texts, given = [q.text for q in questions], [a for a, _ in answers]
+            report["abstention"] = _abstention(pipeline, texts, given, is_right, unanswerable)
+    return report
+
+
+def evaluate_question_set(questions: Sequence[SetQuestion], settings: Settings) -> dict[str, Any]:
+    """Ask a question set against the configured corpus (its index is brought up to date first)."""
+    pipeline = build_pipeline(settings)
+    pipeline.warm_up()
+    answerable = [q for q in questions if q.answer is not None]
+    unanswerable = [q.text for q in questions if q.answer is None]
+    answers = [a for a, _ in ask_all(pipeline, [q.text for q in answerable])]
+
+    def is_right(i: int, a: Answer) -> bool:
+        return correct(answerable[i], a)
+
+    report = _setup(pipeline, len(questions))
+    texts = [q.text for q in answerable]
+    report["abstention"] = _abstention(pipeline, texts, answers, is_right, unanswerable)
+    report["failures"] = [
+        {"question": q.text, "expected": q.answer, "answer": a.answer}
+        for i, (q, a) in enumerate(zip(answerable, answers, strict=True))
+        if not is_right(i, a)
+    ]
+    return report
+
+
+def correct(q: SetQuestion, answer: Answer) -> bool:
+    """Answered, and the sentences quoted from the expected document contain the expected fragment."""
+    if answer.abstained or q.answer is None:
+        return False
+    quotes = [c.quote for c in answer.citations if q.doc_id is None or c.doc_id == q.doc_id]
+    return contains_any(" ".join(quotes), [q.answer])
+
+
+def evidence(answer: Answer) -> float:
+    """The best quoted sentence's score (the composer abstains exactly when it is below the threshold)."""
+    return max((c.score for c in answer.citations), default=-math.inf)
+
+
+def _abstention(
+    pipeline: Pipeline,
+    answerable: Sequence[str],
+    answers: Sequence[Answer],
+    is_right: Callable[[int, Answer], bool],
+    unanswerable: Sequence[str],
+) -> dict[str, Any]:
+    """Rates at the configured threshold, as asked, and the sweep, from asking again with abstention off.
+
+    ``answers[i]`` is the configured pipeline's answer to ``answerable[i]``; ``is_right(i, answer)`` judges
+    an answer to it.
+    """
+    asked = [a for a, _ in ask_all(pipeline, unanswerable)]
+    off = build_pipeline(pipeline.settings.model_copy(update={"abstain_threshold": 0.0}), pipeline.embedder)
+    off.update_index()
+    trials = [Trial(evidence(a), True, is_right(i, a)) for i, (a, _) in enumerate(ask_all(off, answerable))]
+    trials += [Trial(evidence(a), False, False) for a, _ in ask_all(off, unanswerable)]
+    return {
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "threshold": pipeline.settings.abstain_threshold,
+        "answerable_answered": _share([not a.abstained for a in answers]),
+        "answerable_correct": _share([is_right(i, a) for i, a in enumerate(answers)]),
+        "unanswerable_abstained": _share([a.abstained for a in asked]),
+        "sweep": sweep(trials, SWEEP),
+    }
+
+
+def _quoted(answer: Answer) -> str:
+    return " ".join(c.quote for c in answer.citations)
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags) if flags else 0.0
+
+
+def _setup(pipeline: Pipeline, questions: int) -> dict[str, Any]:
+    snap = pipeline.snapshot
+    words = [len(c.text.split()) for c in snap.chunks]
+    return {
+        "questions": questions,
+        "documents": len(snap.documents),
+        "chunks": len(snap.chunks),
+        "mean_chunk_words": round(sum(words) / max(len(words), 1), 1),
+        "settings": {k: getattr(pipeline.settings, k) for k in _SETTINGS_SHOWN},
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as the table ``rag eval`` prints."""
+    s = report["settings"]
+    lines = [
+        f"{report['questions']} questions, {report['documents']} documents, {report['chunks']} chunks "
+        f"(chunk_tokens {s['chunk_tokens']}, overlap {s['chunk_overlap']}, ~{report['mean_chunk_words']} "
+        f"words per chunk), fusion {s['fusion']} (dense weight {s['dense_weight']}), "
+        f"abstain threshold {s['abstain_threshold']}",
+    ]
+    for section in ("retrieval", "answers", "latency_ms"):
+        if section in report:
+            lines.append(f"\n{section}")
+            lines += [f"  {name:<30} {_number(value)}" for name, value in report[section].items()]
+    ab = report.get("abstention")
+    if ab:
+        lines.append(f"\nabstention ({ab['answerable']} answerable, {ab['unanswerable']} unanswerable)")
+        keys = ("threshold", "answerable_answered", "answerable_correct", "unanswerable_abstained")
+        lines += [f"  {k:<30} {_number(ab[k])}" for k in keys]
+        lines.append("\n  threshold  answered  correct  unanswerable abstained")
+        lines += [
+            f"  {r['threshold']:>9.2f}  {r['answerable_answered']:>8.3f}  {r['answerable_correct']:>7.3f}"
+            f"  {r['unanswerable_abstained']:>8.3f}"
+            for r in ab["sweep"]
+        ]
+    for failure in report.get("failures", []):
+        lines.append(f"\nnot answered correctly: {failure['question']} (expected {failure['expected']!r})")
+    return "\n".join(lines)
+
+
+def _number(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,8 +19,9 @@ _WORD = re.compile(r"\w+")
 
 
 class WordsEmbedder:
-    def __init__(self, dimension: int = 64, name: str = "test:words") -> None:
+    def __init__(self, dimension: int = 64, name: str = "test:words", delay: float = 0.0) -> None:
         self.name = name
+        self._delay = delay  # seconds per text, to make builds slow enough to be interrupted
         self._dimension = dimension
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -41,6 +43,8 @@ class WordsEmbedder:
         return vec
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self._delay:
+            time.sleep(self._delay * len(texts))
         with self._lock:
             self.calls += len(texts)
             out = np.zeros((len(texts), self._dimension), dtype=np.float32)
@@ -67,4 +71,6 @@ def create_test_embedder(name: str) -> WordsEmbedder:
         return WordsEmbedder(64, name)
     if name == "test:words-32":
         return WordsEmbedder(32, name)
-    raise ValueError(f"unknown test embedder {name!r} (known: test:words, test:words-32)")
+    if name == "test:words-slow":  # same vectors as test:words, 3 ms a text
+        return WordsEmbedder(64, "test:words", delay=0.003)
+    raise ValueError(f"unknown test embedder {name!r} (known: test:words, test:words-32, test:words-slow)")

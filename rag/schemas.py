@@ -1,0 +1,122 @@
+"""The HTTP edge's request and response models; the pipeline's dataclasses never leave through anything else.
+
+``AskResponse`` is the JSON contract of :meth:`rag.types.Answer.to_dict`, field for field.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rag.pipeline import MAX_QUESTION_CHARS
+
+MAX_HISTORY_TURNS = 50
+MAX_TURN_CHARS = 20_000
+
+
+class _Request(BaseModel):
+    # A misspelt field ("topk") is an error the client hears about, not a silently ignored option.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TurnIn(_Request):
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=MAX_TURN_CHARS)
+
+
+class AskRequest(_Request):
+    question: str = Field(
+        min_length=1, max_length=MAX_QUESTION_CHARS, examples=["Wann wurde Nordkorea gegründet?"]
+    )
+    top_k: int | None = Field(None, ge=1, le=20, description="Passages to return (default: RAG_TOP_K).")
+    history: list[TurnIn] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY_TURNS,
+        description="Earlier turns of the conversation, oldest first, so that follow-ups are understood.",
+    )
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the question is blank: ask something")
+        return value
+
+
+class CitationOut(BaseModel):
+    n: int = Field(description="The number of the [n] marker in the answer.")
+    doc_id: str
+    title: str
+    date: str | None
+    quote: str = Field(description="The cited sentence, exactly document.text[start:end].")
+    start: int
+    end: int
+    passage: str = Field(description="The passage around the quote, text[passage_start:passage_end].")
+    passage_start: int
+    passage_end: int
+    score: float
+
+
+class PassageOut(BaseModel):
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+class Timings(BaseModel):
+    retrieve: float
+    compose: float
+    total: float
+
+
+class AskResponse(BaseModel):
+    answer: str = Field(description="Quoted sentences, each followed by its [n] marker; or the abstention.")
+    abstained: bool
+    language: str = Field(description='"de" or "en": the language of the question.')
+    citations: list[CitationOut]
+    passages: list[PassageOut] = Field(description="The closest passages, best first (also on abstention).")
+    timings_ms: Timings
+
+
+class DocumentSummary(BaseModel):
+    doc_id: str
+    path: str = Field(description="The article's file, relative to the corpus folder.")
+    title: str
+    date: str | None
+    source: str | None
+    language: str
+    url: str | None
+    length: int = Field(description="Characters of text (what citation offsets count).")
+    chunks: int = Field(description="Passages the article is indexed as.")
+
+
+class DocumentList(BaseModel):
+    count: int
+    documents: list[DocumentSummary]
+
+
+class DocumentDetail(DocumentSummary):
+    text: str = Field(description="The original text that citation offsets point into.")
+    sha256: str = Field(description="Hash of the stored file's bytes.")
+
+
+class Deleted(BaseModel):
+    doc_id: str
+    deleted: bool = True
+
+
+class Health(BaseModel):
+    status: Literal["ready", "starting"]
+    model: str
+    documents: int
+    chunks: int
+    index_build: str | None = Field(description="Id of the index build being served.")
+    index_built_at: str | None = Field(description="When that build was written (UTC).")
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What went wrong, and what to do about it.")

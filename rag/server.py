@@ -1,0 +1,53 @@
+"""One server for everything: the API and the chat UI on one uvicorn process, sharing one pipeline.
+
+``rag serve`` calls :func:`run`; :func:`create_server_app` is the ASGI app it serves (and what the tests
+drive). The model loads and the index is brought up to date before the port opens, so the first request
+is answered at full speed and a broken corpus is a one-line error, not a half-started server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from rag.api import create_app
+from rag.pipeline import Pipeline, build_pipeline
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_server_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
+    """The API with the Gradio chat mounted at ``/``, both over the same pipeline object."""
+    # Gradio reads this at import; the page must work offline and report nothing anywhere.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from ui.app import mount
+
+    pipe = pipeline or build_pipeline(settings)
+    return mount(create_app(settings, pipe), pipe)
+
+
+def run(settings: Settings, announce: Callable[[str], None] | None = None) -> None:
+    """Bind the port, warm up, then serve until interrupted; ``announce`` gets the line that says where.
+
+    Binding first makes a busy port fail at once rather than after the model has loaded; connections
+    that arrive during the warm-up wait in the socket's backlog and are answered once it is done.
+    """
+    import uvicorn
+
+    pipeline = build_pipeline(settings)
+    app = create_server_app(settings, pipeline)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    sock = config.bind_socket()
+    report = pipeline.warm_up(progress=sys.stderr.isatty())
+    host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}"
+    (announce or log.info)(
+        f"Serving {report.files} articles ({report.chunks} passages) at {url} - the chat UI is at /, "
+        f"the API at /ask, its docs at {url}/docs. Ctrl-C stops."
+    )
+    uvicorn.Server(config).run(sockets=[sock])

@@ -28,8 +28,8 @@ EXAMPLES = [
     "Wann wurde Nordkorea gegründet?",
     "Wogegen hat Russland sein Veto eingelegt?",
     "Was hat Putin mit Kim in Pjöngjang unterzeichnet?",
-    "When was North Korea founded?",
     "Who is Nebensja?",
+    "Who is Maria Zakharova?",
 ]
 _CONCURRENCY = 4  # questions answered at once; reads share one immutable index snapshot
 

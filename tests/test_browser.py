@@ -1,0 +1,209 @@
+"""The product in a real browser: `rag serve` on the seed corpus with the real model, driven by Chromium.
+
+Debian's Chromium (``make browser`` installs it; never a Playwright browser download). Every request the
+page makes is recorded and must stay on the local server; a screenshot lands in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
+
+from .conftest import CORPUS, ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.model, pytest.mark.timeout(600)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+KEY = "browser-test-key"
+QUESTION = "Wann wurde Nordkorea gegründet?"
+EVIL = (
+    "Der Leuchtturm von Beispielhausen wurde 1888 gebaut und ist <b>40 Meter</b> hoch.\n\n"
+    '<script>window.__pwned = "script"</script><img src="/pwned.png" onerror="window.__pwned = \'img\'">\n\n'
+    "Der Leuchtturm von Beispielhausen steht seit 1975 unter Denkmalschutz.\n"
+)
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[str]
+    log: Path
+
+
+@dataclass
+class Recorder:
+    """Every URL the page asks for (documents, scripts, fonts, XHR, event streams, websockets)."""
+
+    urls: list[str] = field(default_factory=list)
+
+    def outside(self, base: str) -> list[str]:
+        return [u for u in self.urls if not u.startswith((base, "data:", "blob:", "about:"))]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("served")
+    shutil.copytree(CORPUS, base / "corpus")
+    port = _free_port()
+    env = {**os.environ, "RAG_API_KEY": KEY, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("RAG_MODEL", None)  # the product as shipped
+    log = base / "server.log"
+    cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--corpus", str(base / "corpus"),
+           "--index", str(base / "index")]  # fmt: skip
+    with open(log, "w") as out:
+        process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, log)
+        yield Server(url, process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[str], log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"`rag serve` exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"`rag serve` was not ready after {timeout:.0f}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is not installed at /usr/bin/chromium: run `make browser` (Debian's package)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def session(browser: Browser, server: Server) -> Iterator[tuple[Page, Recorder]]:
+    context = browser.new_context(viewport={"width": 1360, "height": 1250}, locale="de-DE")
+    recorder = Recorder()
+    context.on("request", lambda request: recorder.urls.append(request.url))
+    page = context.new_page()
+    page.on("websocket", lambda ws: recorder.urls.append(ws.url))
+    page.on("dialog", lambda dialog: pytest.fail(f"the page opened a dialog: {dialog.message}"))
+    page.goto(server.url, wait_until="networkidle")
+    page.wait_for_selector("#rag-question textarea", timeout=60_000)
+    yield page, recorder
+    context.close()
+
+
+def _ask(page: Page, question: str) -> Locator:
+    count = page.locator(".rag-msg").count()
+    page.fill("#rag-question textarea", question)
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('.rag-msg').length > {count}", timeout=120_000)
+    return page.locator(".rag-msg").last
+
+
+def test_a_german_question_is_answered_and_its_citation_checked_in_the_article(
+    session: tuple[Page, Recorder], server: Server
+) -> None:
+    page, recorder = session
+    expected = httpx.post(f"{server.url}/ask", json={"question": QUESTION}, timeout=60).json()
+    quote = expected["citations"][0]["quote"]
+
+    reply = _ask(page, QUESTION)
+    assert "rag-answered" in (reply.get_attribute("class") or "")
+    assert "1948" in reply.locator(".rag-answer-text").inner_text()
+    assert reply.locator(".rag-ref").first.inner_text() == "[1]"
+    source = reply.locator(".rag-source").first
+    assert expected["citations"][0]["title"] in source.locator(".rag-title").inner_text()
+    assert source.locator("blockquote mark.rag-cite").inner_text() == quote
+
+    source.locator("details.rag-article > summary").click()
+    mark = source.locator("details.rag-article[open] .rag-article-text mark.rag-cite")
+    mark.wait_for(state="visible")
+    assert mark.inner_text() == quote
+    background = mark.evaluate("m => getComputedStyle(m).backgroundColor")
+    assert background not in ("rgba(0, 0, 0, 0)", "transparent")
+    box = source.locator(".rag-article-text").bounding_box()
+    marked = mark.bounding_box()
+    assert box and marked and box["y"] <= marked["y"] < box["y"] + box["height"]  # scrolled into view
+
+    _scroll_chat_to_top(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat.png"))
+
+    page.get_by_text("Who is Nebensja?", exact=True).click()  # an example question, asked on click
+    page.wait_for_function("document.querySelectorAll('.rag-msg').length >= 2", timeout=120_000)
+    english = page.locator(".rag-msg").last.inner_text()
+    assert (
+        "SOURCES" in english.upper() and "Open the whole article" in english and "UN-Botschafter" in english
+    )
+
+    assert recorder.urls and recorder.outside(server.url) == []
+
+
+def test_markup_inside_an_article_is_shown_as_text_and_never_runs(
+    session: tuple[Page, Recorder], server: Server
+) -> None:
+    page, recorder = session
+    upload = httpx.post(
+        f"{server.url}/documents",
+        files={"file": ("leuchtturm.txt", EVIL.encode())},
+        headers={"X-API-Key": KEY},
+        timeout=120,
+    )
+    assert upload.status_code == 201, upload.text
+
+    reply = _ask(page, "Wann wurde der Leuchtturm von Beispielhausen gebaut?")
+    source = reply.locator(".rag-source").first
+    source.locator("details.rag-article > summary").click()
+    article = source.locator(".rag-article-text")
+    article.wait_for(state="visible")
+    text = article.inner_text()
+    assert '<script>window.__pwned = "script"</script>' in text and "<b>40 Meter</b>" in text
+    assert page.evaluate("window.__pwned") is None
+    assert article.locator("script, img, b").count() == 0
+    assert not any("pwned" in u for u in recorder.urls)
+    assert recorder.outside(server.url) == []
+
+
+def _scroll_chat_to_top(page: Page) -> None:
+    """Show the question above its answer in the screenshot (the chat scrolls itself to the end)."""
+    page.wait_for_timeout(1000)  # let the chat's own smooth scroll to the end finish first
+    page.evaluate(
+        """() => {
+          const scrolls = (el) => /auto|scroll/.test(getComputedStyle(el).overflowY);
+          let el = document.querySelector('.rag-msg');
+          while (el && !(el.scrollHeight > el.clientHeight + 4 && scrolls(el))) el = el.parentElement;
+          if (el) { el.style.scrollBehavior = 'auto'; el.scrollTop = 0; }
+        }"""
+    )
+    page.wait_for_timeout(300)

@@ -93,13 +93,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
 
 
 def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def _pipeline(request: Request) -> Pipeline:
     if not request.app.state.started:
         raise NotReadyError("the server is still loading the model and the index: try again in a moment")
-    return request.app.state.pipeline  # type: ignore[no-any-return]
+    return request.app.state.pipeline
 
 
 def _require_key(request: Request, settings: Annotated[Settings, Depends(_settings)]) -> None:

@@ -201,6 +201,7 @@ def mount(app: FastAPI, pipeline: Pipeline, path: str = "/") -> FastAPI:
         pwa=False,
         enable_monitoring=False,
         show_error=True,
+        max_file_size="100kb",  # the chat has no file inputs: keep Gradio's own upload route small
         theme=theme(),
         css_paths=[CSS_PATH],
         js=_SCROLL_JS,

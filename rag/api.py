@@ -18,7 +18,7 @@ from dataclasses import asdict
 from importlib.resources import files
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -84,7 +84,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
-    _routes(app)
+    app.include_router(router)
     _docs(app)
     return app
 
@@ -127,92 +127,98 @@ WriteAccess = Depends(_require_key)
 # --- routes
 
 
-def _routes(app: FastAPI) -> None:
-    @app.post("/ask", response_model=AskResponse, tags=["questions"])
-    def ask(body: AskRequest, pipeline: PipelineDep) -> dict[str, Any]:
-        """Answer a question with quoted sentences from the articles, each cited with its exact offsets."""
-        history = [Turn(t.role, t.content) for t in body.history]
-        return pipeline.ask(body.question, body.top_k, history).to_dict()
+router = APIRouter()
 
-    @app.get("/documents", response_model=DocumentList, tags=["documents"])
-    def list_documents(pipeline: PipelineDep) -> DocumentList:
-        """The articles the answers come from."""
-        snap = pipeline.snapshot  # one snapshot, so the list and the chunk counts agree
-        counts = _chunk_counts(snap)
-        docs = sorted(snap.documents.values(), key=lambda d: d.path)
-        return DocumentList(count=len(docs), documents=[_summary(d, counts[d.doc_id]) for d in docs])
 
-    @app.get("/documents/{doc_id}", response_model=DocumentDetail, tags=["documents"])
-    def get_document(doc_id: str, pipeline: PipelineDep) -> DocumentDetail:
-        """One article with the original text that citation offsets point into."""
-        snap = pipeline.snapshot
-        doc = pipeline.document(doc_id)
-        return _detail(doc, _chunk_counts(snap)[doc.doc_id])
+@router.post("/ask", response_model=AskResponse, tags=["questions"])
+def ask(body: AskRequest, pipeline: PipelineDep) -> dict[str, Any]:
+    """Answer a question with quoted sentences from the articles, each cited with its exact offsets."""
+    history = [Turn(t.role, t.content) for t in body.history]
+    return pipeline.ask(body.question, body.top_k, history).to_dict()
 
-    @app.post(
-        "/documents",
-        response_model=DocumentDetail,
-        status_code=201,
-        tags=["documents"],
-        dependencies=[WriteAccess],
-    )
-    async def add_document(
-        response: Response,
-        pipeline: PipelineDep,
-        settings: SettingsDep,
-        file: Annotated[UploadFile, File(description="A .txt or .md article (UTF-8).")],
-        title: Annotated[str | None, Form(max_length=300)] = None,
-        date: Annotated[str | None, Form(max_length=40, examples=["2024-07-15"])] = None,
-        source: Annotated[str | None, Form(max_length=200)] = None,
-        language: Annotated[str | None, Form(pattern="^(de|en)$")] = None,
-        url: Annotated[str | None, Form(max_length=2000)] = None,
-    ) -> DocumentDetail:
-        """Add one article to the corpus and the index (needs the API key).
 
-        The file is stored exactly as uploaded; metadata given here and not already in the file's front
-        matter is written as front matter above it. Fields left out are read from the article.
-        """
-        data = await file.read(settings.max_upload_bytes + 1)
-        if len(data) > settings.max_upload_bytes:
-            limit = settings.max_upload_bytes
-            raise DocumentTooLargeError(f"the article is larger than the limit of {limit} bytes")
-        meta = None
-        if any((title, date, source, language, url)):
-            # Fields left empty are read from the article: CorpusWriter writes only the non-empty ones.
-            meta = DocumentMeta(title or "", date, source, language or "", url)
-        doc = await run_in_threadpool(pipeline.add_document, file.filename or "", data, meta)
-        response.headers["Location"] = f"/documents/{doc.doc_id}"
-        return _detail(doc, pipeline.chunk_count(doc.doc_id))
+@router.get("/documents", response_model=DocumentList, tags=["documents"])
+def list_documents(pipeline: PipelineDep) -> DocumentList:
+    """The articles the answers come from."""
+    snap = pipeline.snapshot  # one snapshot, so the list and the chunk counts agree
+    counts = _chunk_counts(snap)
+    docs = sorted(snap.documents.values(), key=lambda d: d.path)
+    return DocumentList(count=len(docs), documents=[_summary(d, counts[d.doc_id]) for d in docs])
 
-    @app.delete("/documents/{doc_id}", response_model=Deleted, tags=["documents"], dependencies=[WriteAccess])
-    def delete_document(doc_id: str, pipeline: PipelineDep) -> Deleted:
-        """Remove an article from the corpus and the index (needs the API key)."""
-        pipeline.delete_document(doc_id)
-        return Deleted(doc_id=doc_id)
 
-    @app.get("/health", response_model=Health, tags=["service"], responses={503: {"model": Health}})
-    def health(request: Request, response: Response) -> Health:
-        """Ready (200) once the model is loaded and the index is usable; 503 while starting."""
-        pipeline: Pipeline = request.app.state.pipeline
-        if not (request.app.state.started and pipeline.ready):
-            response.status_code = 503
-            return Health(
-                status="starting",
-                model=pipeline.embedder.name,
-                documents=0,
-                chunks=0,
-                index_build=None,
-                index_built_at=None,
-            )
-        snap = pipeline.snapshot
+@router.get("/documents/{doc_id}", response_model=DocumentDetail, tags=["documents"])
+def get_document(doc_id: str, pipeline: PipelineDep) -> DocumentDetail:
+    """One article with the original text that citation offsets point into."""
+    doc = pipeline.document(doc_id)
+    return _detail(doc, pipeline.chunk_count(doc_id))
+
+
+@router.post(
+    "/documents",
+    response_model=DocumentDetail,
+    status_code=201,
+    tags=["documents"],
+    dependencies=[WriteAccess],
+)
+async def add_document(
+    response: Response,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="A .txt or .md article (UTF-8).")],
+    title: Annotated[str | None, Form(max_length=300)] = None,
+    date: Annotated[str | None, Form(max_length=40, examples=["2024-07-15"])] = None,
+    source: Annotated[str | None, Form(max_length=200)] = None,
+    language: Annotated[str | None, Form(pattern="^(de|en)$")] = None,
+    url: Annotated[str | None, Form(max_length=2000)] = None,
+) -> DocumentDetail:
+    """Add one article to the corpus and the index (needs the API key).
+
+    The file is stored exactly as uploaded; metadata given here and not already in the file's front
+    matter is written as front matter above it. Fields left out are read from the article.
+    """
+    data = await file.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        limit = settings.max_upload_bytes
+        raise DocumentTooLargeError(f"the article is larger than the limit of {limit} bytes")
+    meta = None
+    if any((title, date, source, language, url)):
+        # Fields left empty are read from the article: CorpusWriter writes only the non-empty ones.
+        meta = DocumentMeta(title or "", date, source, language or "", url)
+    doc = await run_in_threadpool(pipeline.add_document, file.filename or "", data, meta)
+    response.headers["Location"] = f"/documents/{doc.doc_id}"
+    return _detail(doc, pipeline.chunk_count(doc.doc_id))
+
+
+@router.delete("/documents/{doc_id}", response_model=Deleted, tags=["documents"], dependencies=[WriteAccess])
+def delete_document(doc_id: str, pipeline: PipelineDep) -> Deleted:
+    """Remove an article from the corpus and the index (needs the API key)."""
+    pipeline.delete_document(doc_id)
+    return Deleted(doc_id=doc_id)
+
+
+@router.get("/health", response_model=Health, tags=["service"], responses={503: {"model": Health}})
+def health(request: Request, response: Response) -> Health:
+    """Ready (200) once the model is loaded and the index is usable; 503 while starting."""
+    pipeline: Pipeline = request.app.state.pipeline
+    if not (request.app.state.started and pipeline.ready):
+        response.status_code = 503
         return Health(
-            status="ready",
+            status="starting",
             model=pipeline.embedder.name,
-            documents=len(snap.documents),
-            chunks=len(snap.chunks),
-            index_build=snap.build_id or None,
-            index_built_at=snap.manifest.get("built_at"),
+            documents=0,
+            chunks=0,
+            index_build=None,
+            index_built_at=None,
         )
+    snap = pipeline.snapshot
+    return Health(
+        status="ready",
+        model=pipeline.embedder.name,
+        documents=len(snap.documents),
+        chunks=len(snap.chunks),
+        index_build=snap.build_id or None,
+        index_built_at=snap.manifest.get("built_at"),
+    )
 
 
 def _docs(app: FastAPI) -> None:

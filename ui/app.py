@@ -150,7 +150,7 @@ def build_ui(pipeline: Pipeline) -> gr.Blocks:
 
         for event in (box.submit, examples.load_input_event.then):
             event(chat.add_question, [box, chatbot], [box, chatbot], queue=False).then(
-                chat.answer, chatbot, chatbot, concurrency_limit=_CONCURRENCY
+                chat.answer, chatbot, chatbot
             )
         demo.load(chat.corpus, None, corpus_list)
     return demo

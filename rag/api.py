@@ -102,7 +102,11 @@ def _pipeline(request: Request) -> Pipeline:
     return request.app.state.pipeline
 
 
-def _require_key(request: Request, settings: Annotated[Settings, Depends(_settings)]) -> None:
+PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _require_key(request: Request, settings: SettingsDep) -> None:
     if settings.api_key is None:
         raise WritesDisabledError(
             "adding and deleting documents is disabled: start the server with RAG_API_KEY set, "
@@ -119,8 +123,6 @@ def _require_key(request: Request, settings: Annotated[Settings, Depends(_settin
         raise AuthError("the API key is not valid")
 
 
-PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
 WriteAccess = Depends(_require_key)
 
 

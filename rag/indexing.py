@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from rag import __version__
 from rag.chunking import chunk_document
-from rag.embedding import Embedder
+from rag.embedding import Embedder, embedder_info
 from rag.errors import IndexError_
 from rag.lexical import Analyzer, BM25Index
 from rag.loading import Skipped, load_corpus
@@ -111,6 +111,7 @@ def build_index(
             "documents": len(docs),
             "chunks": len(snap.chunks),
             "sentences": len(snap.sentences),
+            "embedding": embedder_info(embedder),
         }
         report.build_id = save_snapshot(index_dir, snap, manifest)
         report.chunks, report.sentences = len(snap.chunks), len(snap.sentences)

@@ -35,7 +35,8 @@ class Pipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or create_embedder(
-            settings.model, settings.device, settings.batch_size, settings.offline, settings.threads
+            settings.model, settings.device, settings.batch_size, settings.offline, settings.threads,
+            settings.backend, Path(settings.index_dir) / "models",
         )
         self.retrieval = RetrievalConfig(
             settings.fusion, settings.dense_weight, settings.rrf_k, settings.candidates

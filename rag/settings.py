@@ -31,7 +31,13 @@ class Settings(BaseSettings):
     device: str = Field("cpu", description="torch device for the embedding model.")
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per embedding batch.")
     offline: bool = Field(True, description="Never contact a model hub (HF_HUB_OFFLINE=1).")
-    threads: int = Field(0, ge=0, le=256, description="torch threads; 0 = one per physical core.")
+    threads: int = Field(
+        0, ge=0, le=256, description="Threads of the embedding runtime; 0 = one per physical core."
+    )
+    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+        "auto",
+        description="Inference backend: auto = ONNX Runtime (exported locally) with torch as fallback.",
+    )
 
     # --- chunking
     chunk_tokens: int = Field(

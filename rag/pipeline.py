@@ -39,7 +39,11 @@ class Pipeline:
             settings.backend, Path(settings.index_dir) / "models",
         )
         self.retrieval = RetrievalConfig(
-            settings.fusion, settings.dense_weight, settings.rrf_k, settings.candidates
+            fusion=settings.fusion,
+            dense_weight=settings.dense_weight,
+            cross_dense_weight=settings.cross_dense_weight,
+            rrf_k=settings.rrf_k,
+            candidates=settings.candidates,
         )
         self.composer = ComposerConfig(
             max_sentences=settings.max_sentences, abstain_threshold=settings.abstain_threshold
@@ -47,13 +51,18 @@ class Pipeline:
         self.corpus = CorpusWriter(Path(settings.corpus_dir))
         self._snap: Snapshot | None = None
         self._update_lock = threading.Lock()
+        self._model_loaded = False
         self.last_build: BuildReport | None = None
 
     # --- lifecycle
     def warm_up(self, progress: bool = False) -> BuildReport:
         """Load the model and bring the index up to date with the corpus (built if missing)."""
-        self.embedder.warm_up()
+        self.load_model()
         return self.update_index(progress=progress)
+
+    def load_model(self) -> None:
+        self.embedder.warm_up()
+        self._model_loaded = True
 
     def update_index(self, progress: bool = False, force: bool = False) -> BuildReport:
         s = self.settings
@@ -95,7 +104,12 @@ class Pipeline:
 
     @property
     def ready(self) -> bool:
+        """An index snapshot is loaded (the model may not be: see :attr:`model_loaded`)."""
         return self._snap is not None
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._model_loaded
 
     # --- questions
     def ask(self, question: str, top_k: int | None = None, history: Sequence[Turn] = ()) -> Answer:
@@ -107,9 +121,11 @@ class Pipeline:
         started = time.perf_counter()
         query_text = resolve_question(question, history, snap.bm25.analyzer)
         vector = self.embedder.embed_queries([query_text])[0]
-        hits = retrieve(snap, query_text, vector, max(k, self.composer.context_chunks), self.retrieval)
+        # the corpus language is the analyser's (chosen at build time), not recounted per question
+        language = detect_language(question, default=snap.bm25.analyzer.language)
+        depth = max(k, self.composer.context_chunks)
+        hits = retrieve(snap, query_text, vector, depth, self.retrieval, language)
         retrieved = time.perf_counter()
-        language = detect_language(question, default=corpus_language(list(snap.documents.values())))
         answer = compose(snap, question, query_text, vector, hits, k, language, self.composer)
         done = time.perf_counter()
         timings = {
@@ -131,6 +147,14 @@ class Pipeline:
 
     def chunk_count(self, doc_id: str) -> int:
         return sum(1 for c in self.snapshot.chunks if c.doc_id == doc_id)
+
+    def document_entry(self, doc_id: str) -> tuple[Document, int]:
+        """A document and its number of chunks, both from the same snapshot."""
+        snap = self.snapshot
+        doc = snap.documents.get(doc_id)
+        if doc is None:
+            raise DocumentNotFoundError(f"no document with id {doc_id!r}; GET /documents lists them")
+        return doc, sum(1 for c in snap.chunks if c.doc_id == doc_id)
 
     def add_document(self, filename: str, data: bytes, meta: DocumentMeta | None = None) -> Document:
         """Store an uploaded article in the corpus and index it; returns it as indexed."""

@@ -1,13 +1,22 @@
 """Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates, fused into one ranking of chunks.
 
-Fusion methods (``RAG_FUSION``):
+Four scores are computed for every candidate chunk (the union of each retriever's best ``candidates``):
 
-- ``convex`` (default): each retriever's scores are scaled to [0, 1] over the candidate set (BM25 divided
-  by its best score, cosine min-max scaled), then ``w * dense + (1 - w) * lexical``. Unlike rank fusion it
-  keeps *how much* better the best BM25 match is, which is what makes BM25 strong on German text where an
-  English model's cosines are flat.
-- ``rrf``: weighted reciprocal rank fusion, ``w / (k + rank_dense) + (1 - w) / (k + rank_lexical)``.
-- ``dense`` / ``lexical``: one retriever alone (for measuring).
+- lexical: word BM25 and character n-gram BM25 (:mod:`rag.lexical`), each divided by its best score, so
+  the best match gets 1 and *how much* better it is than the rest survives (rank fusion throws that away,
+  which is why equal-weight RRF is worse than BM25 alone on German text);
+- dense: the cosine of the chunk's vector, and the best cosine of one of its sentences (a chunk is about
+  several things; the sentence that answers the question is about one), each min-max scaled over the
+  candidates, because an English model's cosines on German text are flat and only their order informs.
+
+``convex`` fusion (the default) mixes them with weights that depend on whether the question is in the
+corpus language: for a German question over German articles the lexical scores lead (dense weight 0.3);
+for an English question over German articles words rarely match and n-grams (names, numbers, cognates)
+and the dense scores carry the ranking (dense weight 0.5). Measured on XQuAD (dev half, 384-piece chunks)
+the fusion is above both of its inputs at every k; see the README's "Quality" section for the figures.
+
+Other methods (``RAG_FUSION``): ``rrf`` (weighted reciprocal rank fusion of the lexical and dense mixes),
+and ``dense`` / ``lexical`` (one retriever alone, for measuring).
 """
 
 from __future__ import annotations
@@ -24,56 +33,103 @@ from rag.types import Hit
 @dataclass(frozen=True)
 class RetrievalConfig:
     fusion: FusionMethod = "convex"
-    dense_weight: float = 0.3
+    dense_weight: float = 0.3  # question in the corpus language
+    cross_dense_weight: float = 0.6  # question in another language
+    gram_share: float = 0.8  # share of n-gram BM25 in the lexical score (words get the rest)
+    sentence_share: float = 0.6  # share of the best sentence's cosine in the dense score
     rrf_k: int = 60
     candidates: int = 50
 
 
-def retrieve(snap: Snapshot, query: str, query_vector: np.ndarray, k: int, cfg: RetrievalConfig) -> list[Hit]:
-    """The ``k`` best chunks for one query, best first."""
-    n = len(snap.chunks)
-    if n == 0:
+@dataclass(frozen=True)
+class Channels:
+    """The candidates of one query and their four scores, aligned."""
+
+    ids: np.ndarray  # chunk rows
+    words: np.ndarray  # word BM25 / best word BM25
+    grams: np.ndarray  # n-gram BM25 / best n-gram BM25
+    chunk_cos: np.ndarray  # cosine of the chunk vector
+    sentence_cos: np.ndarray  # best cosine of one of the chunk's sentences
+    words_raw: np.ndarray
+
+
+def retrieve(
+    snap: Snapshot,
+    query: str,
+    query_vector: np.ndarray,
+    k: int,
+    cfg: RetrievalConfig,
+    language: str | None = None,
+) -> list[Hit]:
+    """The ``k`` best chunks for one query, best first; ``language`` is the question's."""
+    if not snap.chunks:
         return []
-    pool = min(max(cfg.candidates, k), n)
-    dense = np.full(n, np.nan, dtype=np.float32)
-    if cfg.fusion != "lexical":
-        scores, ids = snap.vectors.search(query_vector.reshape(1, -1), pool)
-        valid = ids[0] >= 0
-        dense[ids[0][valid]] = scores[0][valid]
-    lexical = snap.bm25.scores(query) if cfg.fusion != "dense" else np.zeros(n, dtype=np.float32)
-    lex_top = np.argsort(-lexical, kind="stable")[:pool]
-    lex_top = lex_top[lexical[lex_top] > 0]
-    candidates = np.union1d(np.flatnonzero(~np.isnan(dense)), lex_top)
-    if cfg.fusion != "lexical" and len(candidates):
-        missing = candidates[np.isnan(dense[candidates])]
-        if len(missing):  # exact cosines for lexical-only candidates, from the stored vectors
-            dense[missing] = snap.chunk_vectors[missing] @ query_vector.reshape(-1)
-    dense = np.nan_to_num(dense, nan=0.0)
-    fused = _fuse(cfg, candidates, dense, lexical)
-    order = candidates[np.lexsort((candidates, -fused))][:k]
-    score_of = dict(zip(candidates.tolist(), fused.tolist(), strict=True))
+    ch = channels(snap, query, query_vector, max(cfg.candidates, k))
+    cross = language is not None and language != snap.bm25.analyzer.language
+    fused = fuse(cfg, ch, cross)
+    order = np.lexsort((ch.ids, -fused))[:k]
     return [
-        Hit(snap.chunks[i], float(score_of[i]), float(dense[i]), float(lexical[i])) for i in order.tolist()
+        Hit(snap.chunks[ch.ids[i]], float(fused[i]), float(ch.chunk_cos[i]), float(ch.words_raw[i]))
+        for i in order.tolist()
     ]
 
 
-def _fuse(cfg: RetrievalConfig, cand: np.ndarray, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
-    d, lex = dense[cand].astype(np.float64), lexical[cand].astype(np.float64)
+def channels(snap: Snapshot, query: str, query_vector: np.ndarray, pool: int) -> Channels:
+    """Candidates from each retriever's ``pool`` best, with every score computed for all of them."""
+    n = len(snap.chunks)
+    pool = min(pool, n)
+    q = query_vector.reshape(-1).astype(np.float32)
+    _, dense_ids = snap.vectors.search(q.reshape(1, -1), pool)
+    words = snap.bm25.scores(query)
+    grams = snap.bm25.gram_scores(query)
+    ids = np.unique(np.concatenate([dense_ids[0][dense_ids[0] >= 0], _top(words, pool), _top(grams, pool)]))
+    chunk_cos = snap.chunk_vectors[ids] @ q
+    rows = [snap.chunks[i].sentences for i in ids.tolist()]
+    sizes = np.array([len(r) for r in rows])
+    flat = np.fromiter((s for r in rows for s in r), dtype=np.int64, count=int(sizes.sum()))
+    if len(flat) and sizes.all():
+        sentence_cos = np.maximum.reduceat(snap.sentence_vectors[flat] @ q, np.cumsum(sizes) - sizes)
+    else:  # a chunk without sentences cannot happen in a built index; fall back to the chunk's cosine
+        sentence_cos = chunk_cos.copy()
+    return Channels(ids, _by_max(words[ids]), _by_max(grams[ids]), chunk_cos, sentence_cos, words[ids])
+
+
+def fuse(cfg: RetrievalConfig, ch: Channels, cross: bool = False) -> np.ndarray:
+    """One score per candidate (higher is better) by ``cfg.fusion``."""
+    g = cfg.gram_share
+    lexical = (1 - g) * ch.words + g * ch.grams
+    s = cfg.sentence_share
+    dense = (1 - s) * _min_max(ch.chunk_cos) + s * _min_max(ch.sentence_cos)
     if cfg.fusion == "dense":
-        return d
+        return dense
     if cfg.fusion == "lexical":
-        return lex
-    w = cfg.dense_weight
+        return lexical
+    w = cfg.cross_dense_weight if cross else cfg.dense_weight
     if cfg.fusion == "rrf":
-        return w / (cfg.rrf_k + _ranks(d)) + (1 - w) / (cfg.rrf_k + _ranks(lex))
-    lex_n = lex / lex.max() if len(lex) and lex.max() > 0 else np.zeros_like(lex)
-    span = d.max() - d.min() if len(d) else 0.0
-    d_n = (d - d.min()) / span if span > 1e-9 else np.ones_like(d) * (1.0 if len(d) == 1 else 0.0)
-    return w * d_n + (1 - w) * lex_n
+        return w / (cfg.rrf_k + _ranks(dense)) + (1 - w) / (cfg.rrf_k + _ranks(lexical))
+    return w * dense + (1 - w) * lexical
+
+
+def _top(scores: np.ndarray, pool: int) -> np.ndarray:
+    top = np.argpartition(-scores, pool - 1)[:pool] if pool < len(scores) else np.arange(len(scores))
+    return top[scores[top] > 0]
+
+
+def _by_max(x: np.ndarray) -> np.ndarray:
+    best = float(x.max()) if len(x) else 0.0
+    return (x / best).astype(np.float64) if best > 0 else np.zeros(len(x))
+
+
+def _min_max(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    if len(x) == 0:
+        return x
+    span = float(x.max() - x.min())
+    return (x - x.min()) / span if span > 1e-9 else np.ones_like(x)
 
 
 def _ranks(scores: np.ndarray) -> np.ndarray:
-    """1 for the best score; ties share the better rank."""
+    """1 for the best score; ties are broken by candidate order."""
     order = np.argsort(-scores, kind="stable")
     ranks = np.empty(len(scores))
     ranks[order] = np.arange(1, len(scores) + 1)

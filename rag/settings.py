@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     dense_weight: float = Field(
         0.3, ge=0.0, le=1.0, description="Weight of the dense retriever in fusion (lexical gets 1 - w)."
     )
+    cross_dense_weight: float = Field(
+        0.6, ge=0.0, le=1.0, description="Dense weight for questions in another language than the corpus."
+    )
     rrf_k: int = Field(60, ge=1, description="Rank offset for reciprocal rank fusion.")
 
     # --- answering

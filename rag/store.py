@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexCorruptError, IndexError_, IndexMismatchError
+from rag.lexical import METHOD as LEXICAL_METHOD
 from rag.lexical import Analyzer, BM25Index
 from rag.types import Block, Chunk, Document, DocumentMeta, Sentence
 from rag.vectors import FaissIndex
@@ -67,7 +68,7 @@ def expected_config(model: str, dimension: int, chunk_tokens: int, overlap: int,
     return {
         "model": {"name": model, "dimension": dimension},
         "chunking": {"max_tokens": chunk_tokens, "overlap_sentences": overlap, "splitter": "pysbd"},
-        "lexical": {"language": language, "method": "bm25s+snowball"},
+        "lexical": {"language": language, "method": LEXICAL_METHOD},
     }
 
 

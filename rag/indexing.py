@@ -35,7 +35,7 @@ from rag.store import (
     save_snapshot,
 )
 from rag.types import Chunk, Document, Sentence
-from rag.vectors import FaissIndex
+from rag.vectors import APPROXIMATE_ABOVE, build_vector_index
 
 log = logging.getLogger(__name__)
 _EMBED_SLICE = 256  # texts per progress-bar step
@@ -80,6 +80,7 @@ def build_index(
     overlap: int,
     progress: bool = False,
     force: bool = False,
+    approximate_above: int = APPROXIMATE_ABOVE,
 ) -> tuple[Snapshot, BuildReport]:
     """Bring the index in ``index_dir`` up to date with ``corpus_dir``; returns it loaded."""
     started = time.perf_counter()
@@ -102,7 +103,7 @@ def build_index(
             report.seconds = time.perf_counter() - started
             return previous, report
         parts = _parts(docs, previous, embedder, chunk_tokens, overlap, report, progress)
-        snap = _assemble(parts, embedder.dimension, language)
+        snap = _assemble(parts, embedder.dimension, language, approximate_above)
         manifest: dict[str, Any] = {
             **expected,
             "package_version": __version__,
@@ -234,7 +235,9 @@ def _old_parts(snap: Snapshot) -> dict[str, _Part]:
     return parts
 
 
-def _assemble(parts: list[_Part], dimension: int, language: str) -> Snapshot:
+def _assemble(
+    parts: list[_Part], dimension: int, language: str, approximate_above: int = APPROXIMATE_ABOVE
+) -> Snapshot:
     sentences: list[Sentence] = []
     sentence_doc: list[str] = []
     chunks: list[Chunk] = []
@@ -251,8 +254,9 @@ def _assemble(parts: list[_Part], dimension: int, language: str) -> Snapshot:
     sentence_vectors = np.concatenate(
         [p.sentence_vectors for p in parts if p.sentence_vectors is not None] or [empty]
     )
-    vectors = FaissIndex(dimension)
-    vectors.add(chunk_vectors)
+    vectors = build_vector_index(chunk_vectors, approximate_above)
+    shared = vectors.matrix()  # the exact index's own copy: the vectors are held once, not twice
+    chunk_vectors = chunk_vectors if shared is None else shared
     bm25 = BM25Index(Analyzer(language))
     bm25.build([c.text for c in chunks])
     return Snapshot(

@@ -75,6 +75,7 @@ class Pipeline:
                 s.chunk_overlap,
                 progress=progress,
                 force=force,
+                approximate_above=s.approximate_above,
             )
             self._snap = snap
             self.last_build = report
@@ -176,7 +177,8 @@ class Pipeline:
     def _rebuild_locked(self) -> None:
         s = self.settings
         snap, report = build_index(
-            Path(s.corpus_dir), Path(s.index_dir), self.embedder, s.chunk_tokens, s.chunk_overlap
+            Path(s.corpus_dir), Path(s.index_dir), self.embedder, s.chunk_tokens, s.chunk_overlap,
+            approximate_above=s.approximate_above,
         )
         self._snap = snap
         self.last_build = report

@@ -35,7 +35,7 @@ from rag.errors import IndexCorruptError, IndexError_, IndexMismatchError
 from rag.lexical import METHOD as LEXICAL_METHOD
 from rag.lexical import Analyzer, BM25Index
 from rag.types import Block, Chunk, Document, DocumentMeta, Sentence
-from rag.vectors import FaissIndex
+from rag.vectors import VectorIndex, build_vector_index, load_vector_index
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Snapshot:
     chunks: list[Chunk]
     chunk_vectors: np.ndarray
     sentence_vectors: np.ndarray
-    vectors: FaissIndex
+    vectors: VectorIndex
     bm25: BM25Index
     extras: dict[str, Any] = field(default_factory=dict)  # per-snapshot caches (e.g. idf), built lazily
 
@@ -124,10 +124,13 @@ def save_snapshot(index_dir: Path, snap: Snapshot, manifest: dict[str, Any]) -> 
     _write_npy(tmp / "chunks.npy", snap.chunk_vectors)
     _write_npy(tmp / "sentences.npy", snap.sentence_vectors)
     snap.bm25.save(tmp / "bm25")
+    if snap.vectors.kind != "exact":  # trained cells are saved; an exact index is rebuilt from chunks.npy
+        snap.vectors.save(tmp / "vectors.faiss")
     manifest = {
         **manifest,
         "format": FORMAT_VERSION,
         "build_id": build_id,
+        "vectors": {"kind": snap.vectors.kind, "count": len(snap.vectors)},
         "checksums": {
             f.relative_to(tmp).as_posix(): _sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()
         },
@@ -185,8 +188,12 @@ def _read_build(build: Path, manifest: dict[str, Any]) -> Snapshot:
     sentence_vectors = np.load(build / "sentences.npy")
     if len(chunk_vectors) != len(chunks) or len(sentence_vectors) != len(sentences):
         raise ValueError("vector counts do not match the chunk store")
-    vectors = FaissIndex(int(manifest["model"]["dimension"]))
-    vectors.add(chunk_vectors)
+    saved = build / "vectors.faiss"
+    vectors = load_vector_index(saved) if saved.is_file() else build_vector_index(chunk_vectors, len(chunks))
+    if len(vectors) != len(chunks):
+        raise ValueError("the vector index does not match the chunk store")
+    shared = vectors.matrix()  # the exact index's own copy: the vectors are held once, not twice
+    chunk_vectors = chunk_vectors if shared is None else shared
     analyzer = Analyzer(manifest["lexical"]["language"])
     bm25 = BM25Index.load(build / "bm25", analyzer, len(chunks))
     return Snapshot(

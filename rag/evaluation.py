@@ -124,8 +124,8 @@ def correct(q: SetQuestion, answer: Answer) -> bool:
 
 
 def evidence(answer: Answer) -> float:
-    """The best quoted sentence's score (the composer abstains exactly when it is below the threshold)."""
-    return max((c.score for c in answer.citations), default=-math.inf)
+    """The first quoted sentence's score: the composer abstains exactly when it is below the threshold."""
+    return answer.citations[0].score if answer.citations else -math.inf
 
 
 def _abstention(

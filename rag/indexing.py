@@ -258,7 +258,7 @@ def _assemble(
     shared = vectors.matrix()  # the exact index's own copy: the vectors are held once, not twice
     chunk_vectors = chunk_vectors if shared is None else shared
     bm25 = BM25Index(Analyzer(language))
-    bm25.build([c.text for c in chunks])
+    bm25.build([c.text for c in chunks], [p.doc.span_text(s) for p in parts for s in p.sentences])
     return Snapshot(
         manifest={},
         documents={p.doc.doc_id: p.doc for p in parts},

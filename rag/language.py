@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import re
 
-from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_GERMAN
+from bm25s.stopwords import STOPWORDS_EN_PLUS as STOPWORDS_EN
+from bm25s.stopwords import STOPWORDS_GERMAN
 
 Language = str  # "de" or "en"
 
 _WORD = re.compile(r"[^\W\d_]+")
 _GERMAN_ONLY = frozenset(w.lower() for w in STOPWORDS_GERMAN) - frozenset(STOPWORDS_EN)
 _ENGLISH_ONLY = frozenset(STOPWORDS_EN) - frozenset(w.lower() for w in STOPWORDS_GERMAN)
-# Question words settle a short question on their own.
-_GERMAN_CUES = frozenset({"wer", "wie", "was", "wann", "wo", "warum", "welche", "welcher", "welches", "wieso"})
+# Question words settle a short question on their own; "was" is not one of them, since it is English too
+# ("When was North Korea founded?" would otherwise be a tie).
+_GERMAN_CUES = frozenset({"wer", "wie", "wann", "wo", "warum", "welche", "welcher", "welches", "wieso"})
 _ENGLISH_CUES = frozenset({"who", "how", "what", "when", "where", "why", "which", "whom", "whose"})
 _UMLAUTS = re.compile(r"[äöüß]", re.IGNORECASE)
 

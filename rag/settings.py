@@ -41,7 +41,7 @@ class Settings(BaseSettings):
 
     # --- chunking
     chunk_tokens: int = Field(
-        200, ge=32, le=512, description="Maximum word pieces per chunk (the model reads 256)."
+        512, ge=32, le=512, description="Maximum word pieces per chunk (the model reads 256; see chunking)."
     )
     chunk_overlap: int = Field(1, ge=0, le=5, description="Sentences repeated between adjacent chunks.")
 
@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # --- answering
     max_sentences: int = Field(3, ge=1, le=3, description="Sentences in an answer.")
     abstain_threshold: float = Field(
-        0.35, ge=0.0, le=1.0, description="Evidence score below which the bot says the articles don't say."
+        0.6, ge=0.0, le=1.0, description="Evidence score below which the bot says the articles don't say."
     )
 
     # --- server

@@ -1,0 +1,186 @@
+"""What a question asks about and what a sentence offers: the terms the answer composer compares.
+
+A question becomes its content words, each weighted by its inverse sentence frequency (stored with the word
+index at build time, so nothing is recounted per query; a word the articles never use weighs most), and its
+character n-grams weighted by their chunk frequency. A sentence becomes its stems and n-grams, cached per
+loaded index. A question word is found in a sentence
+
+- fully, when its stem occurs;
+- partly (0.8), when it is an unknown German participle whose verb root occurs ("eingelegt": "legte ... ein"),
+  or scaled by how many of its n-grams occur when at least half do (``Atomwaffen`` in
+  ``Atomwaffenprogramms``, ``sanctions`` in ``Sanktionen``);
+- partly (0.6), when a sentence word shares a long prefix with it (``Russia``/``Russland``, ``schüren``/
+  ``schürten``).
+
+For a question in another language than the articles, an ordinary
+word that matches nothing in the candidate sentences is left out (English words are not expected in German
+text), but a name or number is kept: "Iran" or "2014" must be found in the articles, in any language.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rag.cues import Cues, cues
+from rag.lexical import fold, grams, spelling
+from rag.store import Snapshot
+
+_CACHE_LIMIT = 20_000  # sentences kept analysed per loaded index (~2 KB each)
+_PARTIAL = 0.8  # a word found by its root or most of its n-grams, against 1 for its stem
+_PREFIX = 0.6  # a word found by a shared prefix
+_MIN_CONTAINED = 0.5  # share of a word's n-grams a sentence must have for a partial match
+_MIN_PARTIAL_LEN = 4  # shorter words only match by stem: their few n-grams occur everywhere
+_MIN_PREFIX, _PREFIX_SHARE = 4, 0.6  # a shared prefix of 4+ letters covering 60% of the shorter stem
+# Past participles of (separable) German verbs, folded: "eingelegt", "durchgefuhrt", "vorgeschlagen". The
+# text often has the verb finite and split ("legte ... ein"), so an unknown participle is looked up by root.
+_PARTICIPLE = re.compile(
+    r"^(ab|an|auf|aus|bei|durch|ein|fest|fort|her|hin|los|mit|nach|vor|weg|zu|zuruck|zusammen)?"
+    r"ge([a-z]{3,}?)(?:et|t|en)$"
+)
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SentenceTerms:
+    text: str
+    stems: frozenset[str]
+    grams: frozenset[str]
+    by_head: dict[str, tuple[str, ...]] = field(default_factory=dict)  # stems by their first 4 letters
+    cues: Cues | None = None
+
+
+@dataclass(frozen=True)
+class _Word:
+    stem: str
+    grams: frozenset[str]
+    weight: float
+    roots: tuple[str, ...] = ()  # an unknown German participle's verb roots: "eingelegt" -> "einleg", "leg"
+
+
+@dataclass(frozen=True)
+class QuestionTerms:
+    words: tuple[_Word, ...]
+    gram_weights: dict[str, float]
+    gram_set: frozenset[str] = frozenset()
+    gram_total: float = 0.0
+
+    def found(self, s: SentenceTerms) -> list[float]:
+        """How well each question word is found in the sentence, in [0, 1]."""
+        return [match(w, s) for w in self.words]
+
+    def cover(self, s: SentenceTerms) -> float:
+        """Weighted share of the question's words found in the sentence (0 with no words)."""
+        total = sum(w.weight for w in self.words)
+        return (
+            sum(w.weight * f for w, f in zip(self.words, self.found(s), strict=True)) / total
+            if total
+            else 0.0
+        )
+
+    def gram_share(self, s: SentenceTerms) -> float:
+        if not self.gram_total:
+            return 0.0
+        return sum(self.gram_weights[g] for g in self.gram_set.intersection(s.grams)) / self.gram_total
+
+
+def sentence_terms(snap: Snapshot, row: int) -> SentenceTerms:
+    """The sentence's text, stems and n-grams, analysed once per loaded index (a bounded cache)."""
+    cache: dict[int, SentenceTerms] = snap.extras.setdefault("sentence_terms", {})
+    hit = cache.get(row)
+    if hit is not None:
+        return hit
+    s = snap.sentences[row]
+    text = snap.documents[snap.sentence_doc[row]].text[s.start : s.end]
+    analyzer = snap.bm25.analyzer
+    words = analyzer.words(text)
+    stems = frozenset(analyzer.stems(words))
+    by_head: dict[str, tuple[str, ...]] = {}
+    for stem in stems:
+        if len(stem) >= _MIN_PREFIX:
+            by_head[stem[:_MIN_PREFIX]] = (*by_head.get(stem[:_MIN_PREFIX], ()), stem)
+    word_grams = frozenset(g for w in words for g in grams(spelling(w)))
+    terms = SentenceTerms(text, stems, word_grams, by_head, cues(text))
+    with _cache_lock:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[row] = terms
+    return terms
+
+
+def question_terms(snap: Snapshot, text: str, pool: Sequence[SentenceTerms], cross: bool) -> QuestionTerms:
+    """The question's weighted words and n-grams; ``pool`` are the candidate sentences, ``cross`` says the
+    question is in another language than the articles."""
+    surface = list(dict.fromkeys(snap.bm25.analyzer.words(text)))
+    names = _names(text)
+    kept: list[tuple[int, _Word]] = []
+    for pos, word in enumerate(surface):
+        w = _word(snap, word)
+        if cross and word not in names and not any(match(w, s) for s in pool):
+            continue
+        kept.append((pos, w))
+    words = [w for _, w in kept]
+    n = max(len(snap.chunks), 1)
+    unique = sorted({g for w in words for g in w.grams})
+    dfs = snap.bm25.gram_frequencies(unique)
+    gram_weights = {g: _idf(n, int(df)) for g, df in zip(unique, dfs.tolist(), strict=True) if df}
+    return QuestionTerms(tuple(words), gram_weights, frozenset(gram_weights), sum(gram_weights.values()))
+
+
+def match(word: _Word, s: SentenceTerms) -> float:
+    """How well one question word is found in one sentence, in [0, 1] (see the module docstring)."""
+    if word.stem in s.stems:
+        return 1.0
+    if len(word.stem) < _MIN_PARTIAL_LEN:
+        return 0.0
+    if word.roots and any(stem.startswith(word.roots) for stem in s.stems):
+        return _PARTIAL  # "eingelegt": "legte ... ein"; "vorgeschlagen": "Vorschlag"
+    contained = len(word.grams & s.grams) / len(word.grams) if word.grams else 0.0
+    by_grams = _PARTIAL * contained if contained >= _MIN_CONTAINED else 0.0
+    return max(by_grams, _PREFIX if _shares_prefix(word.stem, s) else 0.0)
+
+
+def _shares_prefix(stem: str, s: SentenceTerms) -> bool:
+    for other in s.by_head.get(stem[:_MIN_PREFIX], ()):
+        shared = len(_common_prefix(stem, other))
+        if shared >= _PREFIX_SHARE * min(len(stem), len(other)):
+            return True
+    return False
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def _word(snap: Snapshot, word: str) -> _Word:
+    stem = snap.bm25.analyzer.stems([word])[0]
+    df, sentences = snap.bm25.sentence_frequency(stem)
+    roots = _participle_roots(word) if snap.bm25.analyzer.language == "de" and not df else ()
+    return _Word(stem, frozenset(grams(spelling(word))), _idf(sentences, df), roots)
+
+
+def _participle_roots(word: str) -> tuple[str, ...]:
+    """The verb roots of a participle: with a separable prefix, prefix and root ("vorgeschlagen":
+    "vorschlag", as in "Vorschlag") and the root alone (split in the text: "schlug ... vor")."""
+    m = _PARTICIPLE.match(word)
+    if not m:
+        return ()
+    return (m.group(1) + m.group(2), m.group(2)) if m.group(1) else (m.group(2),)
+
+
+def _idf(n: int, df: int) -> float:
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+def _names(text: str) -> set[str]:
+    """Folded words that look like names or numbers: capitalised after the first word, or with digits."""
+    tokens = re.findall(r"\w+", text)
+    return {
+        fold(t) for i, t in enumerate(tokens) if (i > 0 and t[:1].isupper()) or any(c.isdigit() for c in t)
+    }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,8 +79,9 @@ def load_corpus(corpus_dir: Path) -> LoadResult:
         try:
             doc = _load_checked(path, rel, root)
         except BadDocumentError as exc:
-            skipped.append(Skipped(rel, exc.message))
-            log.warning("skipped %s: %s", rel, exc.message)
+            shown = os.fsencode(rel).decode("utf-8", "replace")
+            skipped.append(Skipped(shown, exc.message))
+            log.warning("skipped %s: %s", shown, exc.message)
             continue
         if doc.doc_id in seen_ids:
             reason = f"its id {doc.doc_id!r} is already used by {seen_ids[doc.doc_id]}"
@@ -101,6 +103,8 @@ def load_corpus(corpus_dir: Path) -> LoadResult:
 
 
 def _load_checked(path: Path, rel: str, root: Path) -> Document:
+    if os.fsencode(rel).decode("utf-8", "replace") != rel:  # an old Latin-1 archive's "café.txt"
+        raise BadDocumentError("its file name is not UTF-8: rename the file")
     if path.is_symlink() and not path.resolve().is_relative_to(root):
         raise BadDocumentError("it is a link to a file outside the corpus folder")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -175,7 +179,11 @@ def _split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     unknown = set(map(str, raw)) - _ALLOWED_META
     if unknown:
         log.warning("%s: ignoring unknown front matter keys %s", "front matter", sorted(unknown))
-    return {k: raw[k] for k in _ALLOWED_META if raw.get(k) is not None}, text[match.end() :]
+    meta = {k: raw[k] for k in _ALLOWED_META if raw.get(k) is not None}
+    if any(0xD800 <= ord(ch) <= 0xDFFF for v in meta.values() for ch in str(v)):
+        # a YAML escape such as "\ud800" makes a string that cannot be written as UTF-8 (the index, JSON)
+        raise BadDocumentError("its front matter has a \\u escape that is not a character")
+    return meta, text[match.end() :]
 
 
 def _meta(raw: dict[str, Any], found: dict[str, str], body: str, rel_path: str) -> DocumentMeta:

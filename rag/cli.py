@@ -161,6 +161,9 @@ OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Where the JSON 
 WorkDirOpt = Annotated[
     Path | None, typer.Option("--work-dir", help="Keep the evaluation corpus and index here (reused).")
 ]
+HistoryOpt = Annotated[
+    bool, typer.Option("--history", help="Also ask each question after the one before it (a chat).")
+]
 
 
 @app.command(name="eval")
@@ -172,6 +175,7 @@ def eval_(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit sample.")] = 0,
     output: OutputOpt = Path("eval-report.json"),
     work_dir: WorkDirOpt = None,
+    history: HistoryOpt = False,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     verbose: VerboseOpt = False,
@@ -186,10 +190,11 @@ def eval_(
     if squad.is_squad(data):
         parallel = squad.read_json(questions) if questions else None
         nope = [q.text for q in extra if q.answer is None]
-        report = evaluate_squad(squad.load_squad(data, parallel), settings, limit, seed, work_dir, nope)
+        squad_set = squad.load_squad(data, parallel)
+        report = evaluate_squad(squad_set, settings, limit, seed, work_dir, nope, history)
     else:
         asked = squad.sample(squad.load_question_set(data), limit, seed) + extra
-        report = evaluate_question_set(asked, settings)
+        report = evaluate_question_set(asked, settings, squad.load_followups(data))
     report = {"file": str(file), "questions_file": str(questions) if questions else None, **report}
     output.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     typer.echo(format_report(report))

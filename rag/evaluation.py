@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rag.followup import Turn
 from rag.metrics import Cited, Judged, Region, Trial, contains_any, judge, summarize, sweep
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
-from rag.squad import Question, SetQuestion, SquadSet, sample, write_corpus
+from rag.squad import FollowUp, Question, SetQuestion, SquadSet, sample, write_corpus
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,16 @@ def work_folder(work_dir: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def ask_all(pipeline: Pipeline, questions: Sequence[str]) -> list[tuple[Answer, float]]:
-    """Each question's answer and its wall-clock time in milliseconds (query encoding included)."""
+def ask_all(
+    pipeline: Pipeline, questions: Sequence[str], histories: Sequence[Sequence[Turn]] = ()
+) -> list[tuple[Answer, float]]:
+    """Each question's answer and its wall-clock time in milliseconds (query encoding included);
+    ``histories[i]`` is the chat before question ``i`` (none when not given)."""
     out: list[tuple[Answer, float]] = []
     for n, question in enumerate(questions, start=1):
         started = time.perf_counter()
-        answer = pipeline.ask(question, top_k=RETRIEVAL_DEPTH)
+        history = histories[n - 1] if histories else ()
+        answer = pipeline.ask(question, top_k=RETRIEVAL_DEPTH, history=history)
         out.append((answer, (time.perf_counter() - started) * 1000))
         if n % 100 == 0:
             log.info("asked %d of %d questions", n, len(questions))
@@ -68,8 +73,11 @@ def evaluate_squad(
     seed: int = 0,
     work_dir: Path | None = None,
     unanswerable: Sequence[str] = (),
+    history: bool = False,
 ) -> dict[str, Any]:
-    """Index the file's articles, ask (a sample of) its questions, and return the report."""
+    """Index the file's articles, ask (a sample of) its questions, and return the report. With ``history``
+    every question is asked once more after the one before it (a chat that moves on to a new question),
+    which must not change how well it is answered."""
     questions = sample(squad.questions, limit, seed)
     with work_folder(work_dir) as folder:
         originals = write_corpus(squad.articles, folder / "corpus")
@@ -90,10 +98,23 @@ def evaluate_squad(
 
             texts, given = [q.text for q in questions], [a for a, _ in answers]
             report["abstention"] = _abstention(pipeline, texts, given, is_right, unanswerable)
+        if history:
+            chats = [
+                _chat(questions[i - 1].text, answers[i - 1][0]) if i else [] for i in range(len(questions))
+            ]
+            again = ask_all(pipeline, [q.text for q in questions], chats)
+            judged = [judge_answer(q, a, ms, originals) for q, (a, ms) in zip(questions, again, strict=True)]
+            report["after_previous_question"] = summarize(judged)
     return report
 
 
-def evaluate_question_set(questions: Sequence[SetQuestion], settings: Settings) -> dict[str, Any]:
+def _chat(question: str, answer: Answer) -> list[Turn]:
+    return [Turn("user", question), Turn("assistant", answer.answer)]
+
+
+def evaluate_question_set(
+    questions: Sequence[SetQuestion], settings: Settings, followups: Sequence[FollowUp] = ()
+) -> dict[str, Any]:
     """Ask a question set against the configured corpus (its index is brought up to date first)."""
     pipeline = build_pipeline(settings)
     pipeline.warm_up()
@@ -107,12 +128,29 @@ def evaluate_question_set(questions: Sequence[SetQuestion], settings: Settings) 
     report = _setup(pipeline, len(questions))
     texts = [q.text for q in answerable]
     report["abstention"] = _abstention(pipeline, texts, answers, is_right, unanswerable)
+    if followups:
+        report["followups"] = _followups(pipeline, followups)
     report["failures"] = [
         {"question": q.text, "expected": q.answer, "answer": a.answer}
         for i, (q, a) in enumerate(zip(answerable, answers, strict=True))
         if not is_right(i, a)
     ]
     return report
+
+
+def _followups(pipeline: Pipeline, followups: Sequence[FollowUp]) -> dict[str, Any]:
+    """Follow-up questions answered correctly after their chat, and asked bare (which should fail)."""
+    texts = [f.question.text for f in followups]
+    chats = [[t for q in f.history for t in _chat(q, pipeline.ask(q))] for f in followups]
+    with_chat = [
+        correct(f.question, a) for f, (a, _) in zip(followups, ask_all(pipeline, texts, chats), strict=True)
+    ]
+    bare = [correct(f.question, a) for f, (a, _) in zip(followups, ask_all(pipeline, texts), strict=True)]
+    return {
+        "questions": len(followups),
+        "correct_with_history": _share(with_chat),
+        "correct_alone": _share(bare),
+    }
 
 
 def correct(q: SetQuestion, answer: Answer) -> bool:
@@ -199,6 +237,16 @@ def format_report(report: dict[str, Any]) -> str:
             f"  {r['threshold']:>9.2f}  {r['answerable_answered']:>8.3f}  {r['answerable_correct']:>7.3f}"
             f"  {r['unanswerable_abstained']:>8.3f}"
             for r in ab["sweep"]
+        ]
+    follow = report.get("followups")
+    if follow:
+        lines.append(f"\nfollow-up questions ({follow['questions']})")
+        lines += [f"  {k:<30} {_number(follow[k])}" for k in ("correct_with_history", "correct_alone")]
+    chat = report.get("after_previous_question")
+    if chat:
+        lines.append("\nthe same questions, each asked after the one before it")
+        lines += [
+            f"  {k:<30} {_number(v)}" for part in ("retrieval", "answers") for k, v in chat[part].items()
         ]
     for failure in report.get("failures", []):
         lines.append(f"\nnot answered correctly: {failure['question']} (expected {failure['expected']!r})")

@@ -55,6 +55,14 @@ class SetQuestion:
     doc_id: str | None = None  # the document the fragment must be quoted from, when known
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """A question that needs the chat before it ("Und wann war das?")."""
+
+    history: tuple[str, ...]  # the user's earlier questions, oldest first
+    question: SetQuestion
+
+
 def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
@@ -168,3 +176,14 @@ def load_question_set(data: Any) -> list[SetQuestion]:
     for item in data.get("unanswerable", []):
         out.append(SetQuestion(str(item["question"] if isinstance(item, dict) else item), None))
     return out
+
+
+def load_followups(data: Any) -> list[FollowUp]:
+    """The ``followups`` of a question-set file: ``{"history": [...], "question", "answer", "doc"}`` each."""
+    items = data.get("followups", []) if isinstance(data, dict) else []
+    return [
+        FollowUp(
+            tuple(map(str, i["history"])), SetQuestion(str(i["question"]), str(i["answer"]), i.get("doc"))
+        )
+        for i in items
+    ]

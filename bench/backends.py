@@ -1,0 +1,113 @@
+"""Inference backends side by side: load time, query and batch encode speed, and ``rag eval`` quality.
+
+    .venv/bin/python -m bench.backends            # torch, onnx, onnx-int8 on XQuAD-de dev
+    .venv/bin/python -m bench.backends --quick    # smoke run (seconds)
+
+Speed figures are medians over interleaved rounds (torch, onnx, int8, torch, ...), so a busy machine slows
+every backend alike; each is also given as a ratio to torch measured in the same round. Quality is the
+evaluation ``rag eval`` runs (same corpus writer, same judge), once per backend, in this one process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import (
+    ROOT,
+    Report,
+    is_fake,
+    median,
+    model_name,
+    note,
+    parser,
+    percentile,
+    timed,
+    xquad,
+)
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+_LOAD = """
+import time; t = time.perf_counter()
+from pathlib import Path
+from rag.embedding import create_embedder
+e = create_embedder({model!r}, backend={backend!r}, cache_dir=Path({cache!r}))
+e.embed_queries(["Wer hat ein Veto eingelegt?"])
+print(time.perf_counter() - t)
+"""
+
+
+def load_seconds(model: str, backend: str, cache: Path) -> float:
+    """Import, load and first query in a fresh interpreter (the export is made beforehand)."""
+    code = _LOAD.format(model=model, backend=backend, cache=str(cache))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> Report:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--backends", default=",".join(BACKENDS), help="Comma-separated backends to compare.")
+    p.add_argument("--no-eval", action="store_true", help="Speed only.")
+    args = p.parse_args(argv)
+    from rag.embedding import create_embedder
+    from rag.evaluation import evaluate_squad
+    from rag.settings import Settings
+
+    model = model_name()
+    backends = args.backends.split(",")
+    runs = args.runs or (1 if args.quick else 3)
+    squad = xquad()
+    questions = [q.text for q in squad.questions][: 8 if args.quick else 100]
+    paragraphs = [p for a in squad.articles for p in a.text.split("\n\n")][: 8 if args.quick else 120]
+    report = Report(f"backends for {model}: {len(questions)} queries, {len(paragraphs)} paragraphs")
+    with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
+        cache = Path(tmp) / "models"
+        embedders = {b: create_embedder(model, backend=b, cache_dir=cache) for b in backends}  # type: ignore[arg-type]
+        for b, e in embedders.items():
+            seconds, _ = timed(e.warm_up)
+            report.add(f"{b}.first_load_s", seconds, "s", "includes the one-time ONNX export")
+        query: dict[str, list[float]] = {b: [] for b in backends}
+        batch: dict[str, list[float]] = {b: [] for b in backends}
+        for _ in range(runs):
+            for b, e in embedders.items():
+                e.embed_queries(questions[:3])  # warm caches after the other backend ran
+                query[b] += [
+                    timed(lambda q=q, e=e: e.embed_queries([q]), collect=False)[0] * 1000 for q in questions
+                ]
+                batch[b].append(timed(lambda e=e: e.embed_documents(paragraphs))[0])
+        for b in backends:
+            report.add(f"{b}.query_ms.median", median(query[b]), "ms")
+            report.add(f"{b}.query_ms.p95", percentile(query[b], 95), "ms")
+            report.add(f"{b}.batch_s.median", median(batch[b]), "s", f"{len(paragraphs)} paragraphs")
+            report.add(f"{b}.paragraphs_per_s", len(paragraphs) / median(batch[b]), "/s")
+            if not is_fake(model):
+                loads = [load_seconds(model, b, cache) for _ in range(runs)]
+                report.add(
+                    f"{b}.cold_load_s.median", median(loads), "s", "new process: import, load, 1 query"
+                )
+        if "torch" in backends:
+            for b in backends:
+                report.add(f"{b}.query_speedup_vs_torch", median(query["torch"]) / median(query[b]), "x")
+                report.add(f"{b}.batch_speedup_vs_torch", median(batch["torch"]) / median(batch[b]), "x")
+        if not args.no_eval:
+            limit = 30 if args.quick else None
+            results = {}
+            for b in backends:
+                note(f"evaluating {b} ...")
+                settings = Settings(model=model, backend=b)  # type: ignore[arg-type]
+                results[b] = evaluate_squad(squad, settings, limit=limit, work_dir=Path(tmp) / f"eval-{b}")
+                report.add(f"{b}.eval.hit@1", results[b]["retrieval"]["hit@1"])
+                report.add(f"{b}.eval.contains_gold", results[b]["answers"]["contains_gold"])
+            if "torch" in backends:
+                for b in backends:
+                    for section, key in (("retrieval", "hit@1"), ("answers", "contains_gold")):
+                        delta = (results[b][section][key] - results["torch"][section][key]) * 100
+                        report.add(f"{b}.eval.{key}_delta_points", delta, "points", "vs torch")
+    report.save(args.json)
+    return report
+
+
+if __name__ == "__main__":
+    main()

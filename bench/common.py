@@ -1,0 +1,174 @@
+"""Shared helpers of the benchmark scripts: robust statistics, timing, and corpora built from XQuAD.
+
+Every script reports medians over several runs and, where the issue asks for it, a ratio against the raw
+model measured in the same process and the same run, so a noisy machine moves both sides together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rag.squad import Article, SquadSet
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DATA = ROOT.parent / "shared" / "bench"
+XQUAD_DE = BENCH_DATA / "xquad-de-dev.json"
+XQUAD_EN = BENCH_DATA / "xquad-en-dev.json"
+SEED_CORPUS = ROOT / "corpus"
+RESULTS = ROOT / "bench" / "results"
+
+
+# --- statistics
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
+
+
+def timed(fn: Callable[[], Any], collect: bool = True) -> tuple[float, Any]:
+    """Seconds one call of ``fn`` takes; with ``collect``, garbage is collected first so that a collection
+    is not billed to it (off for millisecond calls in a loop, where a full collection costs more)."""
+    if collect:
+        gc.collect()
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (Linux reports ru_maxrss in KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """This process's current resident set size in MB (from /proc; 0 where there is none)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except OSError:
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# --- command line and output
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="A tiny run that only checks the script works.")
+    p.add_argument("--runs", type=int, default=None, help="Timed runs per figure (medians are reported).")
+    p.add_argument("--json", type=Path, default=None, help="Also write the figures to this JSON file.")
+    return p
+
+
+def model_name() -> str:
+    """The embedding model the product is configured with (``RAG_MODEL``; the bundled MiniLM by default)."""
+    from rag.settings import Settings
+
+    return Settings().model
+
+
+def is_fake(model: str) -> bool:
+    return model.startswith("test:")
+
+
+@dataclass
+class Report:
+    """Figures printed as ``name: value unit`` lines, and optionally written as JSON."""
+
+    title: str
+
+    def __post_init__(self) -> None:
+        self.figures: dict[str, Any] = {}
+        print(f"# {self.title}", flush=True)
+
+    def add(self, name: str, value: Any, unit: str = "", note: str = "") -> None:
+        self.figures[name] = value
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        extra = f"  ({note})" if note else ""
+        print(f"{name}: {shown}{(' ' + unit) if unit else ''}{extra}", flush=True)
+
+    def save(self, path: Path | None) -> None:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"title": self.title, **self.figures}, indent=2) + "\n")
+
+
+def note(text: str) -> None:
+    """Progress notes go to stderr so stdout holds only the figures."""
+    print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def quiet_logs() -> Iterator[None]:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    yield
+
+
+# --- data
+
+
+def xquad(path: Path = XQUAD_DE, questions_from: Path | None = None) -> SquadSet:
+    """The articles and questions of a SQuAD file, read exactly as ``rag eval`` reads them."""
+    from rag.squad import load_squad, read_json
+
+    return load_squad(read_json(path), read_json(questions_from) if questions_from else None)
+
+
+def variant(article: Article, copy: int) -> Article:
+    """Copy number ``copy`` of an article with changed text, so that no two files of a big corpus are equal.
+
+    The paragraphs are rotated by ``copy`` and each is led by a sentence naming the copy: every chunk text
+    differs from the original's and is embedded on its own, as a distinct article's would be.
+    """
+    from rag.loading import doc_id_for
+    from rag.squad import PARAGRAPH_SEP, Article
+
+    if copy == 0:
+        return article
+    paragraphs = article.text.split(PARAGRAPH_SEP)
+    turn = copy % len(paragraphs)
+    rotated = paragraphs[turn:] + paragraphs[:turn]
+    text = PARAGRAPH_SEP.join(f"Fassung {copy} des Berichts. {p}" for p in rotated)
+    filename = f"c{copy:04d}_{article.filename}"
+    return Article(doc_id_for(filename), filename, f"{article.title} ({copy})", text)
+
+
+def articles(squad: SquadSet, count: int) -> list[Article]:
+    """``count`` articles: the file's own, then variants of them in turn (see :func:`variant`)."""
+    base = squad.articles
+    return [variant(base[i % len(base)], i // len(base)) for i in range(count)]
+
+
+def write_corpus(folder: Path, chosen: Sequence[Article]) -> Path:
+    """One file per article under ``folder`` (the evaluation's own writer); returns ``folder``."""
+    from rag.squad import write_corpus as write
+
+    write(chosen, folder)
+    return folder

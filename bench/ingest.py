@@ -1,0 +1,137 @@
+"""Ingest speed: chunks per second of an index build, next to the raw model encoding the same chunk texts.
+
+    .venv/bin/python -m bench.ingest            # XQuAD-de dev (24 articles, 120 paragraphs), 3 runs
+    .venv/bin/python -m bench.ingest --quick    # smoke run (seconds)
+
+Each run, in this one process and in turn: a full build of a fresh index (``rag index --force`` minus
+process start: load, sentences, chunks, embeddings, BM25, save), then raw
+``SentenceTransformer.encode`` of exactly the chunk texts that build produced, then the product's
+backend encoding the same texts directly. The ratio the issue sets (>= 0.9) is the build's chunks per
+second over raw ``SentenceTransformer.encode``'s; the build also embeds every sentence (for answer
+scoring), which the raw figure does not include, so the time the build spends is broken down too.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import Report, is_fake, median, note, parser, timed, write_corpus, xquad
+
+
+class _Timed:
+    """Wraps an embedder and adds up the seconds and texts of each method (the build's own breakdown)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.seconds: dict[str, float] = {}
+        self.texts: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _time(self, method: str, texts: Sequence[str]) -> Any:
+        started = time.perf_counter()
+        out = getattr(self._inner, method)(texts)
+        self.seconds[method] = self.seconds.get(method, 0.0) + time.perf_counter() - started
+        self.texts[method] = self.texts.get(method, 0) + len(texts)
+        return out
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._time("embed_documents", texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._time("embed_queries", texts)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._time("count_tokens", texts)
+
+
+def _raw_encoder(model: str) -> Any:
+    """``SentenceTransformer.encode`` as its authors document it (None for the fake test model)."""
+    if is_fake(model):
+        return None
+    from sentence_transformers import SentenceTransformer
+
+    from rag.embedding import resolve_model_path
+
+    st = SentenceTransformer(resolve_model_path(model), device="cpu")
+    return lambda texts: st.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+
+
+def main(argv: list[str] | None = None) -> Report:
+    p = parser(__doc__.splitlines()[0])
+    args = p.parse_args(argv)
+    from rag.embedding import create_embedder
+    from rag.indexing import build_index
+    from rag.settings import Settings
+
+    settings = Settings()
+    runs = args.runs or (1 if args.quick else 3)
+    squad = xquad()
+    chosen = squad.articles[:2] if args.quick else squad.articles
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        corpus = write_corpus(Path(tmp) / "corpus", chosen)
+        inner = create_embedder(settings.model, backend=settings.backend, cache_dir=Path(tmp) / "models")
+        inner.warm_up()  # the one-time ONNX export is not an ingest cost
+        backend = str(getattr(inner, "backend", type(inner).__name__))
+        raw = _raw_encoder(settings.model)
+        report = Report(f"ingest: {len(chosen)} XQuAD-de articles, model {settings.model}, backend {backend}")
+        builds, raws, direct = [], [], []
+        for run in range(runs):
+            embedder = _Timed(inner)
+            seconds, (snap, _) = timed(
+                lambda run=run, embedder=embedder: build_index(
+                    corpus,
+                    Path(tmp) / f"index-{run}",
+                    embedder,
+                    settings.chunk_tokens,
+                    settings.chunk_overlap,
+                    force=True,
+                )
+            )
+            texts = [c.text for c in snap.chunks]
+            builds.append((seconds, embedder))
+            if raw is not None:
+                raws.append(timed(lambda texts=texts: raw(texts))[0])
+            direct.append(timed(lambda texts=texts: inner.embed_documents(texts))[0])
+            raw_s = raws[-1] if raws else 0.0
+            note(f"run {run + 1}: build {seconds:.2f}s, raw {raw_s:.2f}s, backend {direct[-1]:.2f}s")
+        chunks, sentences = len(snap.chunks), len(snap.sentences)
+        build_s = median([b[0] for b in builds])
+        report.add("chunks", chunks)
+        report.add("sentences", sentences)
+        report.add("build_s.median", build_s, "s")
+        report.add("build.chunks_per_s", chunks / build_s, "chunks/s")
+        if raws:
+            report.add(
+                "raw_st_encode_s.median", median(raws), "s", "SentenceTransformer.encode of the chunk texts"
+            )
+            report.add("raw_st.chunks_per_s", chunks / median(raws), "chunks/s")
+            report.add("ratio_build_vs_raw_st", median(raws) / build_s, "", "target >= 0.9")
+        report.add(
+            f"raw_{backend}_encode_s.median", median(direct), "s", "the product's backend, chunks only"
+        )
+        report.add(f"ratio_build_vs_raw_{backend}", median(direct) / build_s)
+        embed = median([b[1].seconds.get("embed_documents", 0.0) for b in builds])
+        count = median([b[1].seconds.get("count_tokens", 0.0) for b in builds])
+        report.add(
+            "build.embed_s",
+            embed,
+            "s",
+            f"{builds[0][1].texts.get('embed_documents', 0)} texts: chunks + sentences",
+        )
+        report.add("build.count_tokens_s", count, "s")
+        report.add("build.other_s", build_s - embed - count, "s", "load, sentences, chunking, BM25, save")
+    report.save(args.json)
+    return report
+
+
+if __name__ == "__main__":
+    main()

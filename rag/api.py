@@ -9,26 +9,37 @@ readable ``detail``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
+import unicodedata
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib.resources import files
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Response, Security, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from rag import __version__
-from rag.errors import AuthError, DocumentTooLargeError, NotReadyError, RagError, WritesDisabledError
+from rag.errors import (
+    AuthError,
+    BadDocumentError,
+    DocumentTooLargeError,
+    NotReadyError,
+    RagError,
+    WritesDisabledError,
+)
 from rag.followup import Turn
+from rag.middleware import BodyLimit, SecurityHeaders, refuse_other_methods
 from rag.pipeline import Pipeline, build_pipeline
 from rag.schemas import (
     AskRequest,
@@ -48,8 +59,14 @@ log = logging.getLogger(__name__)
 
 # Multipart framing and the metadata fields around an upload stay well under this.
 _FORM_OVERHEAD = 64 * 1024
+# The largest valid /ask is a 2,000-character question and 50 turns of 10,000 characters: ~0.5 MB of
+# UTF-8 (German news text is ~1.03 bytes a character), so 1 MiB refuses only what no client needs.
+MAX_JSON_BYTES = 1024 * 1024
+# The chat UI's requests carry the conversation, whose answers embed their articles; generous but finite.
+MAX_UI_BYTES = 32 * 1024 * 1024
+_API_PATHS = ("/ask", "/documents", "/health")
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (401, 403, 404, 409, 413, 422, 503)
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
 
 
@@ -60,7 +77,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # `rag serve` warms the pipeline before binding the port; otherwise do it here, off the event loop.
-        await asyncio.to_thread(pipe.embedder.warm_up if pipe.ready else pipe.warm_up)
+        await asyncio.to_thread(pipe.load_model if pipe.ready else pipe.warm_up)
         app.state.started = True
         log.info("ready: %d documents, %d chunks", len(pipe.snapshot.documents), len(pipe.snapshot.chunks))
         yield
@@ -79,12 +96,15 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     app.state.started = False
     app.add_exception_handler(RagError, _rag_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_middleware(_UploadLimit, max_bytes=settings.max_upload_bytes + _FORM_OVERHEAD)
+    app.add_middleware(BodyLimit, limit=_body_limit(settings))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
+    # outermost, so that every response gets the headers, the 413s and CORS answers included
+    app.add_middleware(SecurityHeaders, cors=bool(settings.cors_origins))
     app.include_router(router)
+    refuse_other_methods(app, router.routes)
     _docs(app)
     return app
 
@@ -106,21 +126,35 @@ PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
-def _require_key(request: Request, settings: SettingsDep) -> None:
-    if settings.api_key is None:
+# Declared as security schemes so that /docs offers "Authorize" and the OpenAPI schema says which
+# operations need the key; auto_error=False so that a missing key gets this API's own 401 message.
+_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The server's RAG_API_KEY.")
+_BEARER = HTTPBearer(auto_error=False, description="The server's RAG_API_KEY as a bearer token.")
+
+
+def _require_key(
+    settings: SettingsDep,
+    header_key: Annotated[str | None, Security(_KEY_HEADER)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+) -> None:
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+    if not key.strip():  # unset, or set to nothing: writes are off
         raise WritesDisabledError(
             "adding and deleting documents is disabled: start the server with RAG_API_KEY set, "
             "then send the key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
         )
-    sent = request.headers.get("x-api-key")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if sent is None and scheme.lower() == "bearer":
-        sent = token.strip()
+    sent = header_key or (bearer.credentials if bearer is not None else "")
     if not sent:
         raise AuthError("this endpoint needs the API key: send 'Authorization: Bearer <key>' or 'X-API-Key'")
-    expected = settings.api_key.get_secret_value().encode()
-    if not hmac.compare_digest(sent.encode(), expected):
-        raise AuthError("the API key is not valid")
+    if not _same_secret(sent, key):
+        raise AuthError("the API key is not valid")  # never says what was sent, nor what was expected
+
+
+def _same_secret(sent: str, key: str) -> bool:
+    """Compare in constant time: digests of equal length, so neither content nor length leaks."""
+    # header values reach us as the latin-1 reading of their bytes; this gives those bytes back
+    sent_digest = hashlib.sha256(sent.encode("latin-1", "replace")).digest()
+    return hmac.compare_digest(sent_digest, hashlib.sha256(key.encode("utf-8")).digest())
 
 
 WriteAccess = Depends(_require_key)
@@ -151,8 +185,7 @@ def list_documents(pipeline: PipelineDep) -> DocumentList:
 @router.get("/documents/{doc_id}", response_model=DocumentDetail, tags=["documents"])
 def get_document(doc_id: str, pipeline: PipelineDep) -> DocumentDetail:
     """One article with the original text that citation offsets point into."""
-    doc = pipeline.document(doc_id)
-    return _detail(doc, pipeline.chunk_count(doc_id))
+    return _detail(*pipeline.document_entry(doc_id))
 
 
 @router.post(
@@ -171,7 +204,7 @@ async def add_document(
     date: Annotated[str | None, Form(max_length=40, examples=["2024-07-15"])] = None,
     source: Annotated[str | None, Form(max_length=200)] = None,
     language: Annotated[str | None, Form(pattern="^(de|en)$")] = None,
-    url: Annotated[str | None, Form(max_length=2000)] = None,
+    url: Annotated[str | None, Form(max_length=2000, pattern=r"^https?://[^\s]+$")] = None,
 ) -> DocumentDetail:
     """Add one article to the corpus and the index (needs the API key).
 
@@ -182,13 +215,17 @@ async def add_document(
     if len(data) > settings.max_upload_bytes:
         limit = settings.max_upload_bytes
         raise DocumentTooLargeError(f"the article is larger than the limit of {limit} bytes")
+    fields = {"title": title, "date": date, "source": source, "url": url}
+    for name, value in fields.items():
+        if value and any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+            raise BadDocumentError(f"{name}: control characters are not allowed in metadata")
     meta = None
     if any((title, date, source, language, url)):
         # Fields left empty are read from the article: CorpusWriter writes only the non-empty ones.
         meta = DocumentMeta(title or "", date, source, language or "", url)
     doc = await run_in_threadpool(pipeline.add_document, file.filename or "", data, meta)
     response.headers["Location"] = f"/documents/{doc.doc_id}"
-    return _detail(doc, pipeline.chunk_count(doc.doc_id))
+    return _detail(*pipeline.document_entry(doc.doc_id))
 
 
 @router.delete("/documents/{doc_id}", response_model=Deleted, tags=["documents"], dependencies=[WriteAccess])
@@ -202,7 +239,7 @@ def delete_document(doc_id: str, pipeline: PipelineDep) -> Deleted:
 def health(request: Request, response: Response) -> Health:
     """Ready (200) once the model is loaded and the index is usable; 503 while starting."""
     pipeline: Pipeline = request.app.state.pipeline
-    if not (request.app.state.started and pipeline.ready):
+    if not (request.app.state.started and pipeline.ready and pipeline.model_loaded):
         response.status_code = 503
         return Health(
             status="starting",
@@ -277,25 +314,20 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
 
-# --- upload size guard
-
-_Scope = MutableMapping[str, Any]
-_Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-_Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+# --- body size limits
 
 
-class _UploadLimit:
-    """Refuse an oversized upload by its Content-Length, before the body is read and spooled to disk."""
+def _body_limit(settings: Settings) -> Callable[[str, str], tuple[int, str] | None]:
+    upload = settings.max_upload_bytes + _FORM_OVERHEAD
+    upload_detail = f"the upload is larger than the limit of {settings.max_upload_bytes} bytes"
+    json_detail = f"the request body is larger than the limit of {MAX_JSON_BYTES} bytes"
+    ui_detail = f"the request body is larger than the limit of {MAX_UI_BYTES} bytes"
 
-    def __init__(self, app: Callable[[_Scope, _Receive, _Send], Awaitable[None]], max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+    def limit(method: str, path: str) -> tuple[int, str] | None:
+        if method == "POST" and path == "/documents":
+            return upload, upload_detail
+        if path.startswith(_API_PATHS):
+            return MAX_JSON_BYTES, json_detail
+        return MAX_UI_BYTES, ui_detail
 
-    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/documents":
-            length = dict(scope["headers"]).get(b"content-length", b"0")
-            if length.isdigit() and int(length) > self.max_bytes:
-                detail = f"the upload is larger than the limit of {self.max_bytes - _FORM_OVERHEAD} bytes"
-                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    return limit

@@ -16,11 +16,11 @@ from pathlib import Path
 from rag.answering import ComposerConfig, compose
 from rag.corpus import CorpusWriter
 from rag.embedding import Embedder, create_embedder
-from rag.errors import BadRequestError, DocumentNotFoundError, IndexError_
+from rag.errors import BadRequestError, DocumentExistsError, DocumentNotFoundError, IndexError_
 from rag.followup import Turn, resolve_question
 from rag.indexing import BuildReport, build_index, corpus_language
 from rag.language import detect_language
-from rag.loading import load_corpus
+from rag.loading import doc_id_for, load_corpus
 from rag.retrieval import RetrievalConfig, retrieve
 from rag.settings import Settings
 from rag.store import Snapshot, expected_config, load_snapshot
@@ -166,6 +166,11 @@ class Pipeline:
             except Exception:
                 self.corpus.remove(doc_id)
                 raise
+            if doc_id not in self.snapshot.documents:  # the loader skipped it: the same text is there
+                skipped = self.last_build.skipped if self.last_build else []
+                reason = next((k.reason for k in skipped if doc_id_for(k.path) == doc_id), "it was skipped")
+                self.corpus.remove(doc_id)  # the index never had it, so corpus and index agree again
+                raise DocumentExistsError(f"the article was not added: {reason}")
         return self.document(doc_id)
 
     def delete_document(self, doc_id: str) -> None:

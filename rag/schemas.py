@@ -12,12 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rag.pipeline import MAX_QUESTION_CHARS
 
 MAX_HISTORY_TURNS = 50
-MAX_TURN_CHARS = 20_000
+MAX_TURN_CHARS = 10_000  # an answer quotes at most three sentences; a question is at most 2,000
 
 
 class _Request(BaseModel):
-    # A misspelt field ("topk") is an error the client hears about, not a silently ignored option.
-    model_config = ConfigDict(extra="forbid")
+    # A misspelt field ("topk") is an error the client hears about, not a silently ignored option; and
+    # nothing is coerced ("top_k": true is not 1), so what the schema says is exactly what is accepted.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TurnIn(_Request):

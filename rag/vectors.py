@@ -79,7 +79,7 @@ class _Faiss:
         return self._index
 
     def matrix(self) -> np.ndarray | None:
-        flat = faiss.downcast_index(self._flat())
+        flat: Any = faiss.downcast_index(self._flat())
         n, d = len(self), self.dimension
         if n == 0:
             return np.zeros((0, d), dtype=np.float32)
@@ -119,7 +119,7 @@ class IvfIndex(_Faiss):
 
     kind = "ivf"
 
-    def __init__(self, index: faiss.Index, nprobe: int | None = None) -> None:
+    def __init__(self, index: Any, nprobe: int | None = None) -> None:
         super().__init__(index)
         index.nprobe = nprobe or default_nprobe(int(index.nlist))
 

@@ -1,0 +1,136 @@
+"""Answer composition: word matching, question-type cues, sentence choice, abstention, follow-ups."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from rag.answering import ComposerConfig, Scored, select
+from rag.cues import cue_match, cues, question_kind
+from rag.evidence import SentenceTerms, _participle_roots, _Word, match, question_terms, sentence_terms
+from rag.followup import Turn, resolve_question
+from rag.language import detect_language
+from rag.lexical import Analyzer, grams, spelling
+from rag.pipeline import Pipeline
+from rag.types import Chunk, Hit
+
+DE = Analyzer("de")
+
+
+def _sentence(text: str) -> SentenceTerms:
+    words = DE.words(text)
+    stems = frozenset(DE.stems(words))
+    by_head: dict[str, tuple[str, ...]] = {}
+    for stem in stems:
+        by_head[stem[:4]] = (*by_head.get(stem[:4], ()), stem)
+    return SentenceTerms(text, stems, frozenset(g for w in words for g in grams(spelling(w))), by_head)
+
+
+def _word(word: str, roots: tuple[str, ...] = ()) -> _Word:
+    folded = DE.words(word)[0]
+    return _Word(DE.stems([folded])[0], frozenset(grams(spelling(folded))), 1.0, roots)
+
+
+@pytest.mark.parametrize(
+    ("word", "sentence", "expected"),
+    [
+        ("Sanktionen", "Die Sanktion gilt.", 1.0),  # same stem
+        ("Atomwaffen", "Wegen seines Atomwaffenprogramms.", pytest.approx(0.8 * 0.89, abs=0.05)),  # n-grams
+        ("sanctions", "Die Sanktionen gelten.", pytest.approx(0.55, abs=0.1)),  # English cognate
+        ("Russia", "Russland legte ein Veto ein.", 0.6),  # a shared prefix
+        ("Iran", "Russland legte ein Veto ein.", 0.0),
+        ("UN", "Die Union tagte.", 0.0),  # short words only match by stem
+    ],
+)
+def test_how_a_question_word_is_found(word: str, sentence: str, expected: float) -> None:
+    assert match(_word(word), _sentence(sentence)) == expected
+
+
+def test_an_unknown_participle_is_found_by_its_root() -> None:
+    assert _participle_roots("eingelegt") == ("einleg", "leg")
+    assert _participle_roots("vorgeschlagen") == ("vorschlag", "schlag")
+    assert _participle_roots("verhangt") == ()
+    split_verb = _sentence("Russland legte sein Veto gegen das Gremium ein.")
+    assert match(_word("eingelegt", _participle_roots("eingelegt")), split_verb) == 0.8
+    assert match(_word("eingelegt"), split_verb) < 0.8
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [("Wann wurde Nordkorea gegründet?", "when"), ("How many tests?", "how_many"), ("Wer ist das?", "who")],
+)
+def test_question_kinds(question: str, kind: str) -> None:
+    assert question_kind(question) == kind
+
+
+def test_cues_count_only_what_the_question_does_not_say() -> None:
+    asked = cues("Wann hat Nordkorea 2006 einen Atomtest durchgeführt?")
+    assert cue_match("when", asked, cues("Das war 2006.")) == 0.0  # the question's own year
+    assert cue_match("when", asked, cues("Das war 2009.")) == 1.0
+    assert cue_match("when", cues("Wann?"), cues("Ende März hatte Russland ...")) == 1.0  # a date
+    assert cue_match("how_many", cues("Wie viele?"), cues("Es waren drei.")) == 1.0
+    assert cue_match("who", cues("Wer?"), cues("sagte Maria Zakharova.")) == 1.0
+    assert cue_match("", cues("Was?"), cues("Das war 2009.")) == 0.0
+
+
+def _scored(index: int, score: float, evidence: float, terms: str, doc: str = "a") -> Scored:
+    chunk = Chunk("c" + doc, doc, 0, 1, "x", (index,))
+    return Scored(index, Hit(chunk, 1.0), score, evidence, frozenset(terms.split()))
+
+
+def test_select_abstains_below_the_threshold_on_the_best_sentence() -> None:
+    cfg = ComposerConfig(abstain_threshold=0.5)
+    assert select([_scored(1, 0.9, 0.49, "a b")], cfg) == []
+    assert select([], cfg) == []
+    assert [s.index for s in select([_scored(1, 0.9, 0.5, "a b")], cfg)] == [1]
+
+
+def test_select_keeps_close_sentences_and_skips_repeats() -> None:
+    cfg = ComposerConfig(abstain_threshold=0.0, keep_ratio=0.8, follow_bonus=0.2, max_sentences=3)
+    best = _scored(10, 1.0, 1.0, "a b c")
+    repeat = _scored(20, 0.95, 1.0, "a b c")  # the same terms: left out
+    close = _scored(30, 0.85, 1.0, "x y")
+    weak_follower = _scored(11, 0.65, 1.0, "p q")  # right after the best sentence: 0.65 + 0.2 >= 0.8
+    weak = _scored(40, 0.7, 1.0, "m n")
+    chosen = select([best, repeat, close, weak, weak_follower], cfg)
+    assert [s.index for s in chosen] == [10, 11, 30]
+    assert len(select([best, close, weak_follower], replace(cfg, max_sentences=1))) == 1
+
+
+def test_question_terms_keep_names_but_drop_unmatched_english_words(fake_pipeline: Pipeline) -> None:
+    snap = fake_pipeline.snapshot
+    pool = [sentence_terms(snap, row) for row in range(len(snap.sentences))]
+    english = question_terms(snap, "What did Iran say about the sanctions?", pool, cross=True)
+    stems = {w.stem for w in english.words}
+    assert "iran" in stems and "say" not in stems  # a name is kept even unmatched; "say" matches nothing
+    german = question_terms(snap, "Was sagte Iran?", pool, cross=False)
+    assert len(german.words) == 2  # in the corpus language every content word counts
+    unseen = next(w for w in german.words if w.stem == "iran")
+    seen = next(w for w in german.words if w.stem != "iran")
+    assert unseen.weight > seen.weight  # a word the articles never use weighs most
+
+
+def test_answers_quote_exactly_and_abstain_off_topic(fake_pipeline: Pipeline) -> None:
+    answer = fake_pipeline.ask("Was sagte Nebensja über die Sanktionen?")
+    assert not answer.abstained and answer.citations
+    for c in answer.citations:
+        assert fake_pipeline.document(c.doc_id).text[c.start : c.end] == c.quote
+        assert f"{c.quote} [{c.n}]" in answer.answer
+    assert answer.citations[0].score >= fake_pipeline.composer.abstain_threshold
+    off = fake_pipeline.ask("Welche Sanktionen gelten gegen Venezuela?")
+    assert off.abstained and not off.citations and off.passages
+
+
+def test_language_of_short_questions() -> None:
+    assert detect_language("When was North Korea founded?") == "en"
+    assert detect_language("Was hat Putin unterzeichnet?") == "de"
+    assert detect_language("Who is Nebensja?") == "en"
+
+
+def test_follow_ups_are_resolved_and_standalone_questions_left_alone() -> None:
+    history = [Turn("user", "Wogegen hat Russland sein Veto eingelegt?"), Turn("assistant", "...")]
+    assert resolve_question("Und wann war das?", history, DE).startswith("Wogegen hat Russland")
+    standalone = "Welchen Kompromiss hatte Russland vorgeschlagen?"
+    assert resolve_question(standalone, history, DE) == standalone
+    assert resolve_question("Und wann war das?", [], DE) == "Und wann war das?"

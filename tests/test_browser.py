@@ -28,9 +28,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 KEY = "browser-test-key"
 QUESTION = "Wann wurde Nordkorea gegründet?"
+MD_LINK = "[Foto](javascript:window.__pwned='md')"
+ENTITIES = "&amp; &lt;i&gt;Bild&lt;/i&gt; &#60;b&#62;"
 EVIL = (
-    "Der Leuchtturm von Beispielhausen wurde 1888 gebaut und ist <b>40 Meter</b> hoch.\n\n"
+    "Der Leuchtturm von Beispielhausen wurde 1888 gebaut und ist <b>40 Meter</b> hoch, "
+    f"{MD_LINK} {ENTITIES}.\n\n"
     '<script>window.__pwned = "script"</script><img src="/pwned.png" onerror="window.__pwned = \'img\'">\n\n'
+    "<a href=\"javascript:window.__pwned='a'\">Mehr</a> [Karte](javascript:window.__pwned='md2')\n\n"
     "Der Leuchtturm von Beispielhausen steht seit 1975 unter Denkmalschutz.\n"
 )
 
@@ -47,6 +51,7 @@ class Recorder:
     """Every URL the page asks for (documents, scripts, fonts, XHR, event streams, websockets)."""
 
     urls: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # what the Content-Security-Policy refused
 
     def outside(self, base: str) -> list[str]:
         return [u for u in self.urls if not u.startswith((base, "data:", "blob:", "about:"))]
@@ -116,6 +121,10 @@ def session(browser: Browser, server: Server) -> Iterator[tuple[Page, Recorder]]
     context.on("request", lambda request: recorder.urls.append(request.url))
     page = context.new_page()
     page.on("websocket", lambda ws: recorder.urls.append(ws.url))
+    page.on(
+        "console",
+        lambda m: recorder.blocked.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     page.on("dialog", lambda dialog: pytest.fail(f"the page opened a dialog: {dialog.message}"))
     page.goto(server.url, wait_until="networkidle")
     page.wait_for_selector("#rag-question textarea", timeout=60_000)
@@ -170,6 +179,7 @@ def test_a_german_question_is_answered_and_its_citation_checked_in_the_article(
     )
 
     assert recorder.urls and recorder.outside(server.url) == []
+    assert recorder.blocked == []  # the page works under the server's Content-Security-Policy
 
 
 def test_markup_inside_an_article_is_shown_as_text_and_never_runs(
@@ -191,8 +201,13 @@ def test_markup_inside_an_article_is_shown_as_text_and_never_runs(
     article.wait_for(state="visible")
     text = article.inner_text()
     assert '<script>window.__pwned = "script"</script>' in text and "<b>40 Meter</b>" in text
+    assert MD_LINK in text and ENTITIES in text and "<a href=" in text  # shown as typed, not decoded
+    answer = reply.locator(".rag-answer-text").inner_text()
+    assert MD_LINK in answer and ENTITIES in answer and "<b>40 Meter</b>" in answer
+    for link in page.locator("a").all():
+        assert "javascript:" not in (link.get_attribute("href") or "").lower()
     assert page.evaluate("window.__pwned") is None
-    assert article.locator("script, img, b").count() == 0
+    assert article.locator("script, img, b, a, i").count() == 0
     assert not any("pwned" in u for u in recorder.urls)
     assert recorder.outside(server.url) == []
 

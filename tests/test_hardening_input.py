@@ -7,12 +7,13 @@ and streamed without a ``Content-Length``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -386,3 +387,36 @@ def test_a_streamed_body_without_length_is_cut_off_at_the_limit(url: str, path: 
 def test_the_server_still_answers_over_the_socket(url: str, served: Served) -> None:
     response = httpx.post(f"{url}/ask", json={"question": QUESTION}, timeout=30)
     assert response.status_code == 200 and _without_timings(response.json()) == served.expected
+
+
+# --- readiness and snapshots
+
+
+def test_health_is_ready_only_once_the_model_is_loaded(fake_settings: Settings) -> None:
+    pipeline = build_pipeline(fake_settings, WordsEmbedder())
+    pipeline.update_index()  # an index can be loaded without the model (dimension from the manifest)
+    app = create_server_app(fake_settings, pipeline)
+    app.state.started = True
+    client = TestClient(app)  # no lifespan: nothing loads the model
+    assert pipeline.ready and not pipeline.model_loaded
+    assert client.get("/health").status_code == 503
+    pipeline.load_model()
+    assert client.get("/health").json()["status"] == "ready"
+
+
+def test_a_document_and_its_chunk_count_come_from_one_snapshot(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = served.app.state.pipeline
+    now = pipeline.snapshot
+    doc_id = next(iter(now.documents))
+    chunks = sum(1 for c in now.chunks if c.doc_id == doc_id)
+    # every read of the snapshot sees another one, as when an upload swaps it between two reads
+    changed = replace(now.documents[doc_id], text="Neu. Ganz neu.")
+    without = [c for c in now.chunks if c.doc_id != doc_id]
+    other = replace(now, documents={**now.documents, doc_id: changed}, chunks=without)
+    swapping = itertools.cycle([now, other])
+    monkeypatch.setattr(type(pipeline), "snapshot", property(lambda self: next(swapping)))
+    seen = [served.client.get(f"/documents/{doc_id}").json() for _ in range(4)]
+    pairs = {(b["text"], b["chunks"]) for b in seen}
+    assert pairs == {(now.documents[doc_id].text, chunks), (changed.text, 0)}  # never mixed

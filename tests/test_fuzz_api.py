@@ -30,7 +30,7 @@ from rag.testing import WordsEmbedder
 from .conftest import CORPUS
 
 KEY = "fuzz-key-0123456789"
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 CALLS: Counter[str] = Counter()
 
 
@@ -76,7 +76,7 @@ schema = schemathesis.openapi.from_dict(SPEC, config=CONFIG)
 @pytest.fixture(scope="module", autouse=True)
 def _report_calls() -> Iterator[None]:
     yield
-    print(f"\nschemathesis: {sum(CALLS.values())} requests: {dict(sorted(CALLS.items()))}")  # seen with -s
+    print(f"\nschemathesis: {sum(CALLS.values())} generated cases: {dict(sorted(CALLS.items()))}")  # with -s
 
 
 def test_the_served_app_publishes_the_fuzzed_schema(served: FastAPI) -> None:

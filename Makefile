@@ -49,5 +49,15 @@ typecheck: setup
 eval: setup
 	$(BIN)/rag eval ../shared/bench/xquad-de-dev.json
 
+# The performance figures of the README (bench/README.md says what each measures); about an hour on
+# 2 cores, mostly bench.scale and bench.incremental. JSON copies go to bench/results/.
+bench: setup
+	$(BIN)/python -m bench.start --json bench/results/start.json
+	$(BIN)/python -m bench.query --json bench/results/query.json
+	$(BIN)/python -m bench.ingest --json bench/results/ingest.json
+	$(BIN)/python -m bench.backends --json bench/results/backends.json
+	$(BIN)/python -m bench.incremental --json bench/results/incremental.json
+	$(BIN)/python -m bench.scale --json bench/results/scale.json
+
 clean:
 	rm -rf $(VENV) index/CURRENT index/builds .pytest_cache

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import backends, incremental, ingest, scale, start
+from bench import backends, incremental, ingest, query, scale, start
 from bench.common import percentile, variant, xquad
 
 
@@ -36,6 +36,11 @@ def test_start(tmp_path: Path) -> None:
     figures = _run(start.main, tmp_path)
     assert 0 < figures["rag_ask.first_answer_s.median"] < 60
     assert figures["rag_serve.peak_rss_mb"] > figures["rag_ask.peak_rss_mb"] > 10
+
+
+def test_query(tmp_path: Path) -> None:
+    figures = _run(query.main, tmp_path, "--clients", "2")
+    assert figures["single.http_ms.median"] > 0 and figures["clients2.throughput"] > 0
 
 
 def test_scale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

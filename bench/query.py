@@ -1,0 +1,224 @@
+"""Query latency over HTTP: ``POST /ask`` against ``rag serve``, single client and 8 concurrent clients.
+
+    .venv/bin/python -m bench.query                  # XQuAD-de dev corpus (120 paragraphs), 3 rounds
+    .venv/bin/python -m bench.query --quick          # smoke run (seconds)
+    .venv/bin/python -m bench.query --env RAG_BACKEND=torch   # a server setting, e.g. for before/after
+
+The server runs as ``rag serve`` in a subprocess over the XQuAD-de dev articles; the questions are the
+file's own. Each round, in this process: a block of single-client requests (one keep-alive connection,
+one request at a time), then the raw model encoding the same questions one at a time
+(``SentenceTransformer.encode``, torch, as the peers measured it) and the product's backend doing the
+same; the ratios are medians of the same rounds. Then ``--clients`` threads ask concurrently for
+throughput and tail latency. The server's own ``timings_ms`` show how a request's time divides.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, Report, is_fake, median, note, parser, percentile, timed, write_corpus, xquad
+from bench.start import _free_port
+
+
+def _serve(folder: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    env = {
+        **os.environ,
+        "RAG_CORPUS_DIR": str(folder / "corpus"),
+        "RAG_INDEX_DIR": str(folder / "index"),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "RAG_LOG_LEVEL": "WARNING",
+        **extra_env,
+    }
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    return server, f"http://127.0.0.1:{port}"
+
+
+class _Client:
+    """One keep-alive HTTP/1.1 connection (stdlib: ~0.1 ms of client overhead per request)."""
+
+    def __init__(self, url: str, timeout: float = 120.0) -> None:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        self._conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+
+    def request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> tuple[int, Any]:
+        body = json.dumps(payload).encode() if payload is not None else None
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        self._conn.request(method, path, body, headers)
+        response = self._conn.getresponse()
+        data = response.read()
+        return response.status, json.loads(data) if data else None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 600.0) -> None:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if server.poll() is not None:
+            raise RuntimeError(f"rag serve exited: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        client = _Client(url, timeout=5)
+        try:
+            if client.request("GET", "/health")[0] == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            client.close()
+        time.sleep(0.1)
+    raise RuntimeError("rag serve did not become ready")
+
+
+def _ask(client: _Client, question: str) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    status, payload = client.request("POST", "/ask", {"question": question})
+    seconds = time.perf_counter() - started
+    if status != 200:
+        raise RuntimeError(f"/ask answered {status}: {payload}")
+    return seconds * 1000, payload
+
+
+def _concurrent(url: str, questions: list[str], clients: int, per_client: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients + 1)
+
+    def client_loop(n: int) -> None:
+        client = _Client(url)
+        try:
+            _ask(client, questions[n])
+            barrier.wait()
+            for i in range(per_client):
+                ms, _ = _ask(client, questions[(n * per_client + i) % len(questions)])
+                with lock:
+                    latencies.append(ms)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, latencies
+
+
+def main(argv: list[str] | None = None) -> Report:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--requests", type=int, default=60, help="Requests per block / per concurrent client.")
+    p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (repeatable).")
+    args = p.parse_args(argv)
+    from rag.embedding import create_embedder
+    from rag.settings import Settings
+
+    settings = Settings()
+    rounds = args.runs or (1 if args.quick else 3)
+    per = 5 if args.quick else args.requests
+    squad = xquad()
+    questions = [q.text for q in squad.questions]
+    extra = dict(item.split("=", 1) for item in args.env)
+    with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
+        folder = Path(tmp)
+        chosen = squad.articles[:3] if args.quick else squad.articles
+        write_corpus(folder / "corpus", chosen)
+        server, url = _serve(folder, extra)
+        try:
+            _wait_ready(url, server)
+            client = _Client(url)
+            try:
+                backend = create_embedder(
+                    settings.model, backend=settings.backend, cache_dir=folder / "index" / "models"
+                )
+                backend.warm_up()
+                raw = None
+                if not is_fake(settings.model):
+                    from sentence_transformers import SentenceTransformer
+
+                    from rag.embedding import resolve_model_path
+
+                    st = SentenceTransformer(resolve_model_path(settings.model), device="cpu")
+                    raw = lambda q: st.encode([q], normalize_embeddings=True)  # noqa: E731
+                for q in questions[:5]:  # warm both sides
+                    _ask(client, q)
+                    backend.embed_queries([q])
+                    if raw is not None:
+                        raw(q)
+                http_ms, raw_ms, backend_ms, timings = [], [], [], []
+                for r in range(rounds):
+                    block = questions[r * per : (r + 1) * per]
+                    for q in block:
+                        ms, payload = _ask(client, q)
+                        http_ms.append(ms)
+                        timings.append(payload.get("timings_ms", {}))
+                    if raw is not None:
+                        raw_ms += [timed(lambda q=q: raw(q), collect=False)[0] * 1000 for q in block]
+                    backend_ms += [
+                        timed(lambda q=q: backend.embed_queries([q]), collect=False)[0] * 1000 for q in block
+                    ]
+                    note(f"round {r + 1}: http {median(http_ms):.1f} ms")
+            finally:
+                client.close()
+            title = f"query over HTTP: {len(chosen)} XQuAD-de articles, model {settings.model}"
+            report = Report(f"{title} {extra or ''}".strip())
+            single = median(http_ms)
+            report.add("single.http_ms.median", single, "ms", f"{len(http_ms)} requests")
+            report.add("single.http_ms.p95", percentile(http_ms, 95), "ms")
+            if raw_ms:
+                report.add(
+                    "raw_st_encode_ms.median",
+                    median(raw_ms),
+                    "ms",
+                    "SentenceTransformer.encode, one question",
+                )
+                report.add("ratio_http_vs_raw_st", single / median(raw_ms), "x", "target <= 1.3")
+            name = str(getattr(backend, "backend", "backend"))
+            report.add(
+                f"raw_{name}_encode_ms.median",
+                median(backend_ms),
+                "ms",
+                "the product's backend, one question",
+            )
+            report.add(f"ratio_http_vs_raw_{name}", single / median(backend_ms), "x")
+            for key in ("retrieve", "compose", "total"):
+                values = [t[key] for t in timings if key in t]
+                if values:
+                    report.add(f"server.{key}_ms.median", median(values), "ms")
+            seconds, lat = _concurrent(url, questions, args.clients, per)
+            report.add(f"clients{args.clients}.throughput", len(lat) / seconds, "req/s")
+            report.add(f"clients{args.clients}.http_ms.median", median(lat), "ms")
+            report.add(f"clients{args.clients}.http_ms.p95", percentile(lat, 95), "ms")
+            report.add(
+                f"clients{args.clients}.p95_vs_single_median",
+                percentile(lat, 95) / single,
+                "x",
+                "target <= 4",
+            )
+            report.add("single.throughput", 1000 / single, "req/s", "one client, for comparison")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            shutil.rmtree(folder / "index", ignore_errors=True)
+    report.save(args.json)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -2,8 +2,9 @@
 
 "Wann"/"when" asks for a year or a date, "wie viele"/"how many" for a number, "wer"/"who" for a name (two
 capitalised words in a row, since every German noun is capitalised). Measured on XQuAD-de (dev half), the
-cue lifts the first answer sentence's hit rate for "wann" questions from 0.875 to 0.906 and for "wie viele"
-from 0.809 to 0.872.
+cue lifts the share of first answer sentences holding the answer for "wann"/"when" questions from 0.884 to
+0.907 and for "wie viele"/"how many" from 0.800 to 0.813; for "wer" it changes nothing, and is kept for the
+news articles, where the person asked about is named in full.
 """
 
 from __future__ import annotations

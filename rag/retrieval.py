@@ -9,11 +9,14 @@ Four scores are computed for every candidate chunk (the union of each retriever'
   several things; the sentence that answers the question is about one), each min-max scaled over the
   candidates, because an English model's cosines on German text are flat and only their order informs.
 
-``convex`` fusion (the default) mixes them with weights that depend on whether the question is in the
-corpus language: for a German question over German articles the lexical scores lead (dense weight 0.3);
-for an English question over German articles words rarely match and n-grams (names, numbers, cognates)
-and the dense scores carry the ranking (dense weight 0.5). Measured on XQuAD (dev half, 384-piece chunks)
-the fusion is above both of its inputs at every k; see the README's "Quality" section for the figures.
+``convex`` fusion (the default) mixes them: lexical = 0.8 n-grams + 0.2 words, dense = 0.6 best sentence +
+0.4 chunk, fused = w * dense + (1 - w) * lexical, where w depends on whether the question is in the corpus
+language. For a German question over German articles the lexical scores lead (w = 0.3); for an English
+question over German articles words rarely match, and n-grams (names, numbers, cognates) and the dense
+scores carry the ranking (w = 0.6). Measured on XQuAD (dev half, 512-piece chunks, hit@1 / MRR@10), German
+questions: lexical alone 0.922 / 0.951, dense alone 0.701 / 0.779, equal-weight RRF 0.817 / 0.877, this
+fusion 0.936 / 0.959; English questions over the German paragraphs: 0.644 / 0.737, 0.603 / 0.720, 0.667 /
+0.771 and 0.708 / 0.801. The fusion is at least as good as the better input at every k (``rag eval``).
 
 Other methods (``RAG_FUSION``): ``rrf`` (weighted reciprocal rank fusion of the lexical and dense mixes),
 and ``dense`` / ``lexical`` (one retriever alone, for measuring).

@@ -28,9 +28,10 @@ _UMLAUTS = re.compile(r"[äöüß]", re.IGNORECASE)
 def detect_language(text: str, default: Language = "de") -> Language:
     """Return ``"de"`` or ``"en"``; ties (no evidence at all) return ``default``."""
     words = [w.lower() for w in _WORD.findall(text[:20_000])]
-    de = sum(w in _GERMAN_ONLY or w in _GERMAN_CUES for w in words)
-    en = sum(w in _ENGLISH_ONLY or w in _ENGLISH_CUES for w in words)
-    de += len(_UMLAUTS.findall(text[:20_000])) * 0.5
+    de = sum(w in _GERMAN_ONLY or w in _GERMAN_CUES for w in words) + 0.5 * len(
+        _UMLAUTS.findall(text[:20_000])
+    )
+    en = float(sum(w in _ENGLISH_ONLY or w in _ENGLISH_CUES for w in words))
     if de == en:
         return default
     return "de" if de > en else "en"

@@ -51,8 +51,10 @@ _QUESTION_WORDS = re.findall(
 )
 _STOP = frozenset(w.lower() for w in (*STOPWORDS_GERMAN, *STOPWORDS_EN_PLUS, *_QUESTION_WORDS))
 _STEMMERS = {"de": "german", "en": "english"}
-_SPELLING = (("sch", "s"), ("ph", "f"), ("th", "t"), ("ck", "k"), ("c", "k"), ("y", "j"), ("z", "s"))
-_SPELLING += (("w", "v"), ("qu", "kv"), ("x", "ks"), ("ie", "i"), ("ou", "u"), ("d", "t"))
+_SPELLING: tuple[tuple[str, str], ...] = (
+    *(("sch", "s"), ("ph", "f"), ("th", "t"), ("ck", "k"), ("c", "k"), ("y", "j"), ("z", "s")),
+    *(("w", "v"), ("qu", "kv"), ("x", "ks"), ("ie", "i"), ("ou", "u"), ("d", "t")),
+)
 _DOUBLE = re.compile(r"(.)\1+")
 GRAM_SIZES = (3, 4, 5)
 # k1 saturates term frequency. A word repeated in a chunk repeats all of its n-grams, so the n-gram channel

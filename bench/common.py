@@ -104,7 +104,12 @@ class Report:
 
     def __post_init__(self) -> None:
         self.figures: dict[str, Any] = {}
+        self.load_at_start = os.getloadavg()[0]
         print(f"# {self.title}", flush=True)
+        print(
+            f"# {os.cpu_count()} CPUs, load average {self.load_at_start:.1f} (other work shares them)",
+            flush=True,
+        )
 
     def add(self, name: str, value: Any, unit: str = "", note: str = "") -> None:
         self.figures[name] = value
@@ -113,9 +118,17 @@ class Report:
         print(f"{name}: {shown}{(' ' + unit) if unit else ''}{extra}", flush=True)
 
     def save(self, path: Path | None) -> None:
+        load = {
+            "cpus": os.cpu_count(),
+            "load_average_at_start": self.load_at_start,
+            "at_end": os.getloadavg()[0],
+        }
+        print(f"# load average at the end {load['at_end']:.1f}", flush=True)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"title": self.title, **self.figures}, indent=2) + "\n")
+            path.write_text(
+                json.dumps({"title": self.title, "machine": load, **self.figures}, indent=2) + "\n"
+            )
 
 
 def note(text: str) -> None:

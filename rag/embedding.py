@@ -9,9 +9,12 @@ local model into ``<index>/models/`` (see :mod:`rag.onnx_embedding`), and falls 
 warning when that is impossible; ``torch`` always uses sentence-transformers on torch; ``onnx`` insists
 on ONNX; ``onnx-int8`` uses int8 weights, a slightly different model whose indexes are marked as such.
 
-Threads (``RAG_THREADS``): 0 lets each runtime use one thread per physical core, which suits a 2-core
-machine and a bigger one alike for batch encoding; on a large server that answers many single queries,
-a few threads per process (4-8) and more processes scale better than one process with all cores.
+Threads (``RAG_THREADS``): with ONNX, a question runs on one thread and concurrent questions run side by
+side (on 2 cores a second thread per question only adds synchronisation; see
+:class:`rag.onnx_embedding.OnnxEmbedder` for the figures), while batches of documents use ``threads``
+threads, 0 meaning one per physical core. That suits a 2-core machine and a bigger one alike: more cores
+serve more concurrent questions and build indexes faster, without one question's threads waiting on
+each other. torch (the fallback) uses ``threads`` for everything, 0 meaning its own default.
 """
 
 from __future__ import annotations
@@ -237,7 +240,8 @@ def create_embedder(
     torch_embedder = SentenceTransformerEmbedder(name, device, batch_size, offline, threads)
     if backend == "torch" or (backend == "auto" and (cache_dir is None or device != "cpu")):
         return torch_embedder
-    from rag.onnx_embedding import OnnxEmbedder, unsupported_reason
+    from rag.onnx_embedding import OnnxEmbedder
+    from rag.onnx_export import unsupported_reason
 
     model_dir = Path(resolve_model_path(name))
     reason = "it is not a local model folder" if not model_dir.is_dir() else unsupported_reason(model_dir)

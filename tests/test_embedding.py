@@ -19,7 +19,8 @@ from rag.embedding import (
     resolve_model_path,
 )
 from rag.errors import ConfigError
-from rag.onnx_embedding import OnnxEmbedder, cache_key, unsupported_reason
+from rag.onnx_embedding import OnnxEmbedder
+from rag.onnx_export import cache_key, unsupported_reason
 from rag.pipeline import Pipeline
 from rag.testing import WordsEmbedder
 
@@ -111,6 +112,16 @@ def test_shipped_pipeline_runs_onnx_and_matches_torch(real_pipeline: Pipeline) -
         assert ours.dtype == np.float32 and ours.shape == theirs.shape
         np.testing.assert_allclose(ours, theirs, atol=1e-5)
     assert embedder.embed_documents([]).shape == (0, 384)
+
+
+@pytest.mark.model
+def test_questions_run_on_one_thread_and_batches_on_more(real_pipeline: Pipeline) -> None:
+    embedder = OnnxEmbedder(MODEL, BUNDLED, Path(real_pipeline.settings.index_dir) / "models", threads=2)
+    embedder.embed_queries(TEXTS[:1])
+    loaded = embedder._load()
+    assert loaded.batch is None and loaded.single.get_session_options().intra_op_num_threads == 1
+    embedder.embed_documents(TEXTS * 3)
+    assert loaded.batch is not None and loaded.batch.get_session_options().intra_op_num_threads == 2
 
 
 @pytest.mark.model

@@ -22,6 +22,7 @@ import gc
 import sysconfig
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from bench.common import (
@@ -33,6 +34,7 @@ from bench.common import (
     model_name,
     note,
     parser,
+    peak_rss_mb,
     percentile,
     rss_mb,
     timed,
@@ -118,12 +120,12 @@ def recall_at_10(exact: object, approx: object, queries: np.ndarray) -> float:
 def measure(report: Report, label: str, base: np.ndarray, queries: np.ndarray, approximate: bool) -> object:
     from rag.vectors import build_vector_index
 
-    gc.collect()
-    before = rss_mb()
     seconds, index = timed(
         lambda: build_vector_index(base, approximate_above=0 if approximate else len(base))
     )
-    grown = rss_mb() - before
+    # the index's own size (its serialised form: vectors, ids, centroids), not an RSS difference, which
+    # the allocator's reuse of freed memory makes unreliable; the process's peak RSS is reported too
+    grown = faiss.serialize_index(index._index).nbytes / 2**20  # type: ignore[attr-defined]
     lat = latencies_ms(index, queries)
     kind = index.kind  # type: ignore[attr-defined]
     report.add(f"{label}.{kind}.build_s", seconds, "s")
@@ -170,6 +172,7 @@ def main(argv: list[str] | None = None) -> Report:
         faiss_index.nprobe = chosen
         del exact, approx, base
         gc.collect()
+        report.add(f"{label}.process_peak_rss_mb", peak_rss_mb(), "MB", "the whole bench process so far")
     report.save(args.json)
     return report
 

@@ -92,6 +92,12 @@ def main(argv: list[str] | None = None) -> Report:
         rebuild_s, (full, _) = timed(lambda: build("index-full", force=True))
         report.add("full_rebuild_s", rebuild_s, "s", f"{len(first) + len(added)} articles")
         report.add("incremental_share_of_full_rebuild", median(times) / rebuild_s)
+        from rag.store import load_snapshot
+
+        verified = median([timed(lambda: load_snapshot(root / "index"))[0] for _ in range(3)])
+        trusted = median([timed(lambda: load_snapshot(root / "index", verify=False))[0] for _ in range(3)])
+        report.add("load_index_s.median", verified, "s", "what every start pays; checksums verified")
+        report.add("load_index_unverified_s.median", trusted, "s", "the same without hashing the files")
         same = _compare(inc, full, [q.text for q in squad.questions[:: max(1, len(squad.questions) // 40)]])
         for name, value in same.items():
             report.add(f"equals_full_rebuild.{name}", value)

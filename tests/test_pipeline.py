@@ -39,8 +39,9 @@ def test_answer_quotes_and_cites_exact_spans(fake_pipeline: Pipeline) -> None:
 
 
 def test_top_k_limits_passages(fake_pipeline: Pipeline) -> None:
+    chunks = len(fake_pipeline.snapshot.chunks)
     assert len(fake_pipeline.ask("Nordkorea Sanktionen", top_k=2).passages) == 2
-    assert len(fake_pipeline.ask("Nordkorea Sanktionen", top_k=7).passages) == 7
+    assert len(fake_pipeline.ask("Nordkorea Sanktionen", top_k=20).passages) == min(20, chunks)
     with pytest.raises(BadRequestError):
         fake_pipeline.ask("Nordkorea", top_k=21)
 

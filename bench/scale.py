@@ -1,4 +1,4 @@
-"""Dense search at 10^3 ... 10^6 chunks: query latency, memory and build time, exact vs approximate (IVF).
+"""Dense search at 10^3 ... 10^6 chunks: query latency, memory and build time, exact vs approximate (HNSW).
 
     .venv/bin/python -m bench.scale                      # 1e3,1e4,1e5,1e6 (~15 min, ~6 GB RAM)
     .venv/bin/python -m bench.scale --sizes 1e3,1e4,1e5  # smaller
@@ -42,7 +42,7 @@ from bench.common import (
 )
 
 POOL = 50  # the product's candidate pool (Settings.candidates)
-SWEEP = (0.01, 0.02, 0.03, 0.05, 0.08)  # shares of IVF cells probed
+SWEEP = (64, 128, 256, 512)  # HNSW search widths (efSearch)
 
 
 def _docstring_paragraphs(limit: int) -> list[str]:
@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> Report:
     p.add_argument("--sizes", default="1e3,1e4,1e5,1e6", help="Comma-separated chunk counts.")
     p.add_argument("--real", type=int, default=60_000, help="Real vectors to embed (once, cached).")
     p.add_argument("--queries", type=int, default=300, help="Queries timed per index.")
+    p.add_argument("--approx-max", type=float, default=1e6, help="Largest size to build HNSW for.")
     args = p.parse_args(argv)
     from rag.vectors import APPROXIMATE_ABOVE
 
@@ -156,20 +157,16 @@ def main(argv: list[str] | None = None) -> Report:
         label = f"n={n}"
         report.add(f"{label}.real_share", min(1.0, len(docs) / n))
         exact = measure(report, label, base, queries, approximate=False)
-        approx = measure(report, label, base, queries, approximate=True)
-        report.add(f"{label}.ivf.recall@10", recall_at_10(exact, approx, all_queries))
-        faiss_index = approx._index  # type: ignore[attr-defined]
-        chosen = int(faiss_index.nprobe)
-        report.add(f"{label}.ivf.nprobe", chosen, note=f"of {faiss_index.nlist} cells")
-        for share in SWEEP:  # how recall and latency trade at other probe counts
-            faiss_index.nprobe = max(1, round(faiss_index.nlist * share))
-            recall = recall_at_10(exact, approx, all_queries)
-            ms = median(latencies_ms(approx, queries[:100]))
-            report.add(
-                f"{label}.ivf.sweep.{share:.0%}",
-                f"nprobe {faiss_index.nprobe}: recall@10 {recall:.4f}, {ms:.2f} ms",
-            )
-        faiss_index.nprobe = chosen
+        approx = measure(report, label, base, queries, approximate=True) if n <= args.approx_max else None
+        if approx is not None:
+            report.add(f"{label}.hnsw.recall@10", recall_at_10(exact, approx, all_queries))
+            chosen = approx.ef_search  # type: ignore[attr-defined]
+            for ef in SWEEP:  # how recall and latency trade at other search widths
+                approx.ef_search = ef  # type: ignore[attr-defined]
+                recall = recall_at_10(exact, approx, all_queries)
+                ms = median(latencies_ms(approx, queries[:100]))
+                report.add(f"{label}.hnsw.ef{ef}", f"recall@10 {recall:.4f}, {ms:.2f} ms")
+            approx.ef_search = chosen  # type: ignore[attr-defined]
         del exact, approx, base
         gc.collect()
         report.add(f"{label}.process_peak_rss_mb", peak_rss_mb(), "MB", "the whole bench process so far")

@@ -124,7 +124,7 @@ def save_snapshot(index_dir: Path, snap: Snapshot, manifest: dict[str, Any]) -> 
     _write_npy(tmp / "chunks.npy", snap.chunk_vectors)
     _write_npy(tmp / "sentences.npy", snap.sentence_vectors)
     snap.bm25.save(tmp / "bm25")
-    if snap.vectors.kind != "exact":  # trained cells are saved; an exact index is rebuilt from chunks.npy
+    if snap.vectors.kind != "exact":  # a graph takes minutes to build: saved; exact is rebuilt from the npy
         snap.vectors.save(tmp / "vectors.faiss")
     manifest = {
         **manifest,

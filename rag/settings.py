@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=20, description="Passages returned with each answer.")
     candidates: int = Field(50, ge=1, le=1000, description="Candidates each retriever passes to fusion.")
     approximate_above: int = Field(
-        200_000, ge=0, description="Chunks above which dense search is approximate (HNSW); below it is exact."
+        25_000, ge=0, description="Chunks above which dense search is approximate (HNSW); below it is exact."
     )
     fusion: FusionMethod = Field("convex", description="How dense and lexical scores are combined.")
     dense_weight: float = Field(

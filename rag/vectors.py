@@ -2,13 +2,12 @@
 
 Vectors are L2-normalised, so an inner product is a cosine similarity in [-1, 1].
 
-Why the switch sits where it does (``bench/scale.py``, 2 cores): an exact query scans every vector,
-n x 384 floats = 1.5 KB per chunk, so its cost grows linearly; it is ~1 ms at 10^4 chunks, ~12 ms at
-10^5 and ~120 ms at 10^6, where it would be the biggest cost of a query. HNSW answers in ~1 ms at any of
-these sizes but costs build time (minutes at 10^6) and ~260 bytes of links per vector; below
-``APPROXIMATE_ABOVE`` chunks exact search is as fast as the embedding of the question, and free of any
-recall loss. Above it, ``ef_search`` is set so that recall@10 against exact search stays >= 0.98 on real
-MiniLM vectors of the XQuAD corpus.
+An exact query scans every vector (n x 384 floats = 1.5 KB per chunk), so its cost grows with the index:
+0.4 ms at 10^4 chunks, 8 ms at 6x10^4, over 100 ms at 10^6 on 2 cores, where it would dwarf the question's
+embedding. HNSW walks a graph instead, in ~1-2 ms at any of these sizes, for build time (2 minutes at
+10^5 on 2 cores; the graph is saved with the build) and ~270 bytes of links per vector. Below
+``APPROXIMATE_ABOVE`` chunks search is exact; above it, recall@10 against exact search stays >= 0.98 on
+real data (figures at the constants below; ``bench/scale.py`` measures them).
 """
 
 from __future__ import annotations
@@ -19,14 +18,19 @@ from typing import Any, Protocol
 import faiss
 import numpy as np
 
-APPROXIMATE_ABOVE = 200_000  # chunks; see the module docstring and bench/scale.py
-# Measured on 60,000 real MiniLM vectors with the 1,224 XQuAD questions (bench/scale.py): recall@10 against
-# exact search is 0.955 with efConstruction 80 / efSearch 256, 0.983 with 200 / 256, 0.994 with 200 / 512
-# (2.45 ms). Questions sit apart from passages and MiniLM's cosines on German text are close together, so
-# the graph must be built and walked wider than for typical benchmarks to keep recall@10 above 0.98.
+# The switch (bench/scale.py, 2 cores): an exact one-thread scan of 10^4 vectors takes 0.4 ms and of
+# 6x10^4 8 ms, growing with the index, while HNSW with efSearch 512 takes ~0.8 ms at 10^4 and ~1.5 ms at
+# 10^5; they cross between the two, and exact search is exact, so it is kept up to 25,000 chunks.
+APPROXIMATE_ABOVE = 25_000
+# Recall@10 against exact search, on real MiniLM vectors (XQuAD paragraphs and Python docstrings) with
+# the 1,224 XQuAD questions: 0.9985 at 10^4 and 0.994 at 6x10^4 with efConstruction 200 / efSearch 512;
+# 0.983 at 6x10^4 with efSearch 256, and 0.955 with efConstruction 80. Questions sit apart from passages
+# and MiniLM's cosines on German text are close together, so the graph is built and walked wider than
+# typical benchmarks need.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
-HNSW_EF_SEARCH = 256  # raised to k when a search asks for more
+HNSW_EF_SEARCH = 512  # raised to k when a search asks for more
+_FEW_QUERIES = 4  # searches of up to this many queries run on the calling thread alone
 
 
 class VectorIndex(Protocol):
@@ -66,7 +70,18 @@ class _Faiss:
         if n == 0 or k <= 0:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        return self._search(np.ascontiguousarray(queries, dtype=np.float32), min(k, n))
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if len(queries) > _FEW_QUERIES:
+            return self._search(queries, min(k, n))
+        # A question is searched on one thread (OpenMP's setting is per calling thread, so this touches
+        # no other search or build): with other work on 2 cores, a two-thread scan of 60,000 vectors
+        # took 32-36 ms against 8 ms on one, and concurrent questions use the cores side by side anyway.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._search(queries, min(k, n))
+        finally:
+            faiss.omp_set_num_threads(threads)
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores, ids = self._index.search(queries, k)

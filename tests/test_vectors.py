@@ -58,6 +58,23 @@ class TestContract:
         assert (np.diff(scores, axis=1) <= 1e-6).all()
         np.testing.assert_allclose(scores, np.einsum("qd,qkd->qk", vectors[:5], vectors[ids]), atol=1e-5)
 
+    def test_a_question_is_searched_on_one_thread_and_the_setting_restored(self, kind: str) -> None:
+        import faiss
+
+        index = MAKERS[kind](_unit(300))
+        before = faiss.omp_get_max_threads()
+        calls: list[int] = []
+        search = index._search
+
+        def spy(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            calls.append(faiss.omp_get_max_threads())
+            return search(queries, k)
+
+        index._search = spy  # type: ignore[method-assign]
+        index.search(_unit(1), 5)
+        index.search(_unit(50), 5)
+        assert calls == [1, before] and faiss.omp_get_max_threads() == before
+
     def test_k_is_capped_by_the_size(self, kind: str) -> None:
         index = MAKERS[kind](_unit(50))
         _, ids = index.search(_unit(2, seed=1), 500)

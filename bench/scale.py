@@ -1,6 +1,6 @@
 """Dense search at 10^3 ... 10^6 chunks: query latency, memory and build time, exact vs approximate (HNSW).
 
-    .venv/bin/python -m bench.scale                      # 1e3,1e4,1e5,1e6 (~15 min, ~6 GB RAM)
+    .venv/bin/python -m bench.scale                      # 1e3,1e4,2.5e4,1e5,1e6 (~1 h, ~6 GB RAM)
     .venv/bin/python -m bench.scale --sizes 1e3,1e4,1e5  # smaller
     .venv/bin/python -m bench.scale --quick              # smoke run (seconds)
 
@@ -137,7 +137,7 @@ def measure(report: Report, label: str, base: np.ndarray, queries: np.ndarray, a
 
 def main(argv: list[str] | None = None) -> Report:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--sizes", default="1e3,1e4,1e5,1e6", help="Comma-separated chunk counts.")
+    p.add_argument("--sizes", default="1e3,1e4,2.5e4,1e5,1e6", help="Comma-separated chunk counts.")
     p.add_argument("--real", type=int, default=60_000, help="Real vectors to embed (once, cached).")
     p.add_argument("--queries", type=int, default=300, help="Queries timed per index.")
     p.add_argument("--approx-max", type=float, default=1e6, help="Largest size to build HNSW for.")

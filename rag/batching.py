@@ -1,11 +1,15 @@
 """Micro-batching of concurrent query embeddings: requests that arrive together share one model call.
 
-The server answers each request on its own thread; without batching, eight simultaneous questions are
-eight model calls competing for two cores. Here the first caller becomes the leader and encodes every
-question queued at that moment in one batch; callers arriving meanwhile wait, and the next leader takes
-all of them at once. A lone request never waits for company (no timer), so single-client latency is
-unchanged; under load the batch grows by itself. One batch of 8 short questions costs ~2.5x one
-question on 2 cores, against 8x for eight separate calls (``bench/query.py``).
+The first caller becomes the leader and encodes every question queued at that moment in one batch;
+callers arriving meanwhile wait, and the next leader takes all of them at once. A lone request never
+waits for company (no timer), so single-client latency is unchanged.
+
+Measured, it is not used: on 2 CPU cores a batch costs as much as its questions one by one (8 short
+questions: 85 ms in one call, 13 ms each alone) because a question is already compute-bound on one core,
+and eight one-thread calls side by side keep both cores busy without waiting on each other: 8 threads
+asking at once got 190-207 answers/s without batching and 50-77/s with it (``bench/query.py`` and the
+figures in bench/README.md). It is kept, tested, for hardware where a batch is cheaper than its parts
+(a GPU, or a wide CPU with few concurrent requests): wrap the pipeline's embedder in it.
 """
 
 from __future__ import annotations

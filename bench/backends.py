@@ -3,9 +3,11 @@
     .venv/bin/python -m bench.backends            # torch, onnx, onnx-int8 on XQuAD-de dev
     .venv/bin/python -m bench.backends --quick    # smoke run (seconds)
 
-Speed figures are medians over interleaved rounds (torch, onnx, int8, torch, ...), so a busy machine slows
-every backend alike; each is also given as a ratio to torch measured in the same round. Quality is the
-evaluation ``rag eval`` runs (same corpus writer, same judge), once per backend, in this one process.
+Speed figures are medians over interleaved rounds (torch, onnx, int8, torch, ...), so a busy machine
+slows every backend alike; each is also given as a ratio to torch measured in the same round. Then 8
+threads encode questions at once through the product's embedder, plain and micro-batched
+(``rag.batching``). Quality is the evaluation ``rag eval`` runs (same corpus writer, same judge), once
+per backend, in this one process.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     ROOT,
@@ -46,11 +51,32 @@ def load_seconds(model: str, backend: str, cache: Path) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def concurrent_queries(embedder: Any, questions: list[str], clients: int) -> tuple[float, float]:
+    """Questions per second and p95 ms with ``clients`` threads each encoding one question at a time."""
+    latencies: list[float] = []
+    barrier = threading.Barrier(clients + 1)
+
+    def client(n: int) -> None:
+        barrier.wait()
+        for q in questions[n::clients]:
+            latencies.append(timed(lambda q=q: embedder.embed_queries([q]), collect=False)[0] * 1000)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return len(latencies) / (time.perf_counter() - started), percentile(latencies, 95)
+
+
 def main(argv: list[str] | None = None) -> Report:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--backends", default=",".join(BACKENDS), help="Comma-separated backends to compare.")
     p.add_argument("--no-eval", action="store_true", help="Speed only.")
     args = p.parse_args(argv)
+    from rag.batching import BatchingEmbedder
     from rag.embedding import create_embedder
     from rag.evaluation import evaluate_squad
     from rag.settings import Settings
@@ -91,6 +117,10 @@ def main(argv: list[str] | None = None) -> Report:
             for b in backends:
                 report.add(f"{b}.query_speedup_vs_torch", median(query["torch"]) / median(query[b]), "x")
                 report.add(f"{b}.batch_speedup_vs_torch", median(batch["torch"]) / median(batch[b]), "x")
+        default = create_embedder(model, cache_dir=cache)  # the product's choice, as the server runs it
+        for name, embedder in (("plain", default), ("micro_batched", BatchingEmbedder(default))) * runs:
+            rate, p95 = concurrent_queries(embedder, questions, clients=8)
+            report.add(f"concurrent8.{name}.per_s", rate, "questions/s", f"p95 {p95:.1f} ms")
         if not args.no_eval:
             limit = 30 if args.quick else None
             results = {}

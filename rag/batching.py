@@ -7,7 +7,7 @@ waits for company (no timer), so single-client latency is unchanged.
 Measured, it is not used: on 2 CPU cores a batch costs as much as its questions one by one (8 short
 questions: 85 ms in one call, 13 ms each alone) because a question is already compute-bound on one core,
 and eight one-thread calls side by side keep both cores busy without waiting on each other: 8 threads
-asking at once got 190-207 answers/s without batching and 50-77/s with it (``bench/query.py`` and the
+asking at once got 190-207 answers/s without batching and 50-77/s with it (``bench/backends.py``; the
 figures in bench/README.md). It is kept, tested, for hardware where a batch is cheaper than its parts
 (a GPU, or a wide CPU with few concurrent requests): wrap the pipeline's embedder in it.
 """

@@ -165,7 +165,8 @@ def test_a_german_question_is_answered_and_its_citation_checked_in_the_article(
     assert background not in ("rgba(0, 0, 0, 0)", "transparent")
     box = source.locator(".rag-article-text").bounding_box()
     marked = mark.bounding_box()
-    assert box and marked and box["y"] <= marked["y"] < box["y"] + box["height"]  # scrolled into view
+    # scrolled into view (sub-pixel layout can put the mark's top a fraction of a pixel above the box's)
+    assert box and marked and box["y"] - 2 <= marked["y"] < box["y"] + box["height"]
 
     _scroll_chat_to_top(page)
     ARTIFACTS.mkdir(exist_ok=True)

@@ -46,7 +46,7 @@ def test_query(tmp_path: Path) -> None:
 def test_scale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scale, "RESULTS", tmp_path / "cache")
     figures = _run(scale.main, tmp_path)
-    assert {"n=1000.exact.query_ms.median", "n=3000.ivf.recall@10"} <= set(figures)
+    assert {"n=1000.exact.query_ms.median", "n=3000.hnsw.recall@10"} <= set(figures)
 
 
 def test_backends(tmp_path: Path) -> None:

@@ -157,7 +157,7 @@ def _previous(index_dir: Path, expected: dict[str, Any]) -> Snapshot | None:
         check_compatible(snap.manifest, reusable)
         return snap
     except IndexError_ as exc:
-        log.warning("not reusing the previous index: %s", exc.message)
+        log.warning("re-embedding the whole corpus now, because %s", exc.message)
         return None
 
 

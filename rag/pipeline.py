@@ -35,8 +35,13 @@ class Pipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or create_embedder(
-            settings.model, settings.device, settings.batch_size, settings.offline, settings.threads,
-            settings.backend, Path(settings.index_dir) / "models",
+            settings.model,
+            settings.device,
+            settings.batch_size,
+            settings.offline,
+            settings.threads,
+            settings.backend,
+            Path(settings.index_dir) / "models",
         )
         self.retrieval = RetrievalConfig(
             fusion=settings.fusion,
@@ -65,21 +70,8 @@ class Pipeline:
         self._model_loaded = True
 
     def update_index(self, progress: bool = False, force: bool = False) -> BuildReport:
-        s = self.settings
         with self._update_lock:
-            snap, report = build_index(
-                Path(s.corpus_dir),
-                Path(s.index_dir),
-                self.embedder,
-                s.chunk_tokens,
-                s.chunk_overlap,
-                progress=progress,
-                force=force,
-                approximate_above=s.approximate_above,
-            )
-            self._snap = snap
-            self.last_build = report
-        return report
+            return self._rebuild_locked(progress=progress, force=force)
 
     def load_index(self) -> Snapshot:
         """Load the saved index without touching the corpus; errors say to run ``rag index``."""
@@ -179,14 +171,22 @@ class Pipeline:
             self.corpus.remove(doc_id)
             self._rebuild_locked()
 
-    def _rebuild_locked(self) -> None:
+    def _rebuild_locked(self, progress: bool = False, force: bool = False) -> BuildReport:
+        """Bring the index up to date with the corpus and swap it in; the caller holds the update lock."""
         s = self.settings
         snap, report = build_index(
-            Path(s.corpus_dir), Path(s.index_dir), self.embedder, s.chunk_tokens, s.chunk_overlap,
+            Path(s.corpus_dir),
+            Path(s.index_dir),
+            self.embedder,
+            s.chunk_tokens,
+            s.chunk_overlap,
+            progress=progress,
+            force=force,
             approximate_above=s.approximate_above,
         )
         self._snap = snap
         self.last_build = report
+        return report
 
 
 def _clean_question(question: str) -> str:

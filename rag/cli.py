@@ -36,7 +36,7 @@ def _settings(verbose: bool = False, **overrides: Any) -> Settings:
     )
     level = logging.INFO if verbose else getattr(logging, settings.log_level.upper(), logging.WARNING)
     logging.basicConfig(
-        level=max(level, logging.INFO) if verbose else logging.WARNING,
+        level=min(level, logging.INFO) if verbose else level,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="Key for the write endpoints; unset = writes off.")
     max_upload_bytes: int = Field(2_000_000, ge=1, description="Largest accepted article upload.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; none = off.")
-    log_level: str = Field("INFO", description="Logging level of the entry points.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", description="Logging level of the entry points (`-v` on the CLI means INFO)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -58,8 +58,13 @@ class _Client:
     def request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> tuple[int, Any]:
         body = json.dumps(payload).encode() if payload is not None else None
         headers = {"Content-Type": "application/json"} if body is not None else {}
-        self._conn.request(method, path, body, headers)
-        response = self._conn.getresponse()
+        try:
+            self._conn.request(method, path, body, headers)
+            response = self._conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self._conn.close()  # the server closed an idle keep-alive connection: open a new one
+            self._conn.request(method, path, body, headers)
+            response = self._conn.getresponse()
         data = response.read()
         return response.status, json.loads(data) if data else None
 
@@ -161,13 +166,17 @@ def main(argv: list[str] | None = None) -> Report:
                     backend.embed_queries([q])
                     if raw is not None:
                         raw(q)
-                http_ms, raw_ms, backend_ms, timings = [], [], [], []
+                http_ms, fresh_ms, raw_ms, backend_ms, timings = [], [], [], [], []
                 for r in range(rounds):
                     block = questions[r * per : (r + 1) * per]
                     for q in block:
                         ms, payload = _ask(client, q)
                         http_ms.append(ms)
                         timings.append(payload.get("timings_ms", {}))
+                    for q in block:  # a new connection each: no keep-alive, so no Nagle/delayed-ACK stall
+                        fresh_client = _Client(url)
+                        fresh_ms.append(_ask(fresh_client, q)[0])
+                        fresh_client.close()
                     if raw is not None:
                         raw_ms += [timed(lambda q=q: raw(q), collect=False)[0] * 1000 for q in block]
                     backend_ms += [
@@ -181,6 +190,9 @@ def main(argv: list[str] | None = None) -> Report:
             single = median(http_ms)
             report.add("single.http_ms.median", single, "ms", f"{len(http_ms)} requests")
             report.add("single.http_ms.p95", percentile(http_ms, 95), "ms")
+            fresh = median(fresh_ms)
+            report.add("single.new_connection_ms.median", fresh, "ms", "a new TCP connection per request")
+            report.add("single.new_connection_ms.p95", percentile(fresh_ms, 95), "ms")
             if raw_ms:
                 report.add(
                     "raw_st_encode_ms.median",
@@ -189,6 +201,7 @@ def main(argv: list[str] | None = None) -> Report:
                     "SentenceTransformer.encode, one question",
                 )
                 report.add("ratio_http_vs_raw_st", single / median(raw_ms), "x", "target <= 1.3")
+                report.add("ratio_new_connection_vs_raw_st", fresh / median(raw_ms), "x")
             name = str(getattr(backend, "backend", "backend"))
             report.add(
                 f"raw_{name}_encode_ms.median",
@@ -197,6 +210,7 @@ def main(argv: list[str] | None = None) -> Report:
                 "the product's backend, one question",
             )
             report.add(f"ratio_http_vs_raw_{name}", single / median(backend_ms), "x")
+            report.add(f"ratio_new_connection_vs_raw_{name}", fresh / median(backend_ms), "x")
             for key in ("retrieve", "compose", "total"):
                 values = [t[key] for t in timings if key in t]
                 if values:

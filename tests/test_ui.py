@@ -231,3 +231,17 @@ def test_ui_package_exports(tmp_path: Path) -> None:
     import ui
 
     assert set(ui.__all__) == {"build_ui", "mount"}
+
+
+def test_citation_card_shows_a_window_around_the_cited_sentence() -> None:
+    from ui.render import passage_window
+
+    passage = " ".join(f"Wort{i}" for i in range(400))
+    start = passage.index("Wort200")
+    end = start + len("Wort200 Wort201 Wort202")
+    text, a, b, before, after = passage_window(passage, start, end, context=60)
+    assert text[a:b] == passage[start:end] and text in passage
+    assert before and after and len(text) < 200
+    assert not text.startswith(" ") and not text.endswith(" ")
+    whole, a, b, before, after = passage_window("Kurz. Zitat. Ende.", 6, 12)
+    assert (whole, whole[a:b], before, after) == ("Kurz. Zitat. Ende.", "Zitat.", False, False)

@@ -18,6 +18,7 @@ from rag.types import Answer, Citation, Document, Passage
 # that a 2 MB upload does not travel with every chat message (about 20 pages of a news article).
 ARTICLE_WINDOW = 60_000
 _NEAREST = 3  # closest passages shown with an abstention
+_CONTEXT = 240  # characters of the passage shown either side of a cited sentence
 
 LABELS = {
     "de": {
@@ -130,13 +131,32 @@ def _meta_line(badge: str, title: str, date: str | None, start: int, end: int, l
     )
 
 
+def passage_window(
+    passage: str, start: int, end: int, context: int = _CONTEXT
+) -> tuple[str, int, int, bool, bool]:
+    """The part of ``passage`` around ``[start, end)``: about ``context`` characters either side, cut at
+    spaces, so the cited sentence is in view in the card (a passage is up to ~140 words); returns the
+    window, the span's offsets in it, and whether text was left out before and after."""
+    a = max(0, start - context)
+    b = min(len(passage), end + context)
+    if a > 0:
+        space = passage.find(" ", a, start)
+        a = space + 1 if space >= 0 else start
+    if b < len(passage):
+        space = passage.rfind(" ", end, b)
+        b = space if space >= 0 else end
+    return passage[a:b], start - a, end - a, a > 0, b < len(passage)
+
+
 def _citation_card(c: Citation, lookup: DocumentLookup, lab: dict[str, str]) -> str:
     in_passage = c.passage_start <= c.start <= c.end <= c.passage_end
-    passage = (
-        highlight(c.passage, c.start - c.passage_start, c.end - c.passage_start)
-        if in_passage
-        else f'<mark class="rag-cite">{esc(c.quote)}</mark>'
-    )
+    if in_passage:
+        text, a, b, cut_before, cut_after = passage_window(
+            c.passage, c.start - c.passage_start, c.end - c.passage_start
+        )
+        passage = ("… " if cut_before else "") + highlight(text, a, b) + (" …" if cut_after else "")
+    else:
+        passage = f'<mark class="rag-cite">{esc(c.quote)}</mark>'
     badge = f'<span class="rag-badge">{c.n}</span>'
     return (
         f'<div class="rag-source" data-n="{c.n}">{_meta_line(badge, c.title, c.date, c.start, c.end, lab)}'

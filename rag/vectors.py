@@ -3,11 +3,12 @@
 Vectors are L2-normalised, so an inner product is a cosine similarity in [-1, 1].
 
 An exact query scans every vector (n x 384 floats = 1.5 KB per chunk), so its cost grows with the index:
-0.4 ms at 10^4 chunks, 8 ms at 6x10^4, over 100 ms at 10^6 on 2 cores, where it would dwarf the question's
-embedding. HNSW walks a graph instead, in ~1-2 ms at any of these sizes, for build time (2 minutes at
-10^5 on 2 cores; the graph is saved with the build) and ~270 bytes of links per vector. Below
-``APPROXIMATE_ABOVE`` chunks search is exact; above it, recall@10 against exact search stays >= 0.98 on
-real data (figures at the constants below; ``bench/scale.py`` measures them).
+on 2 cores, one thread, 0.27 ms at 10^4 chunks, 1.3 ms at 2.5x10^4, 5.9 ms at 10^5 and 59 ms at 10^6,
+where it would dwarf the question's embedding (~5 ms). HNSW walks a graph instead: 0.45, 0.83 and 1.1 ms
+at 10^4, 2.5x10^4 and 10^5, for build time (25 s at 10^5 on an idle machine, 20 min at 10^6 on a busy
+one; the graph is saved with the build) and ~270 bytes of links per vector. The two cross near 2x10^4
+chunks; below ``APPROXIMATE_ABOVE`` search is exact, above it recall@10 against exact search is >= 0.98
+on real data (figures at the constants below; ``bench/scale.py`` measures them).
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ from typing import Any, Protocol
 import faiss
 import numpy as np
 
-# The switch (bench/scale.py, 2 cores): an exact one-thread scan of 10^4 vectors takes 0.4 ms and of
-# 6x10^4 8 ms, growing with the index, while HNSW with efSearch 512 takes ~0.8 ms at 10^4 and ~1.5 ms at
-# 10^5; they cross between the two, and exact search is exact, so it is kept up to 25,000 chunks.
+# Exact up to here: at 2.5x10^4 chunks an exact scan (1.3 ms) costs a quarter of embedding the question.
 APPROXIMATE_ABOVE = 25_000
 # Recall@10 against exact search, on real MiniLM vectors (XQuAD paragraphs and Python docstrings) with
-# the 1,224 XQuAD questions: 0.9985 at 10^4 and 0.994 at 6x10^4 with efConstruction 200 / efSearch 512;
-# 0.983 at 6x10^4 with efSearch 256, and 0.955 with efConstruction 80. Questions sit apart from passages
-# and MiniLM's cosines on German text are close together, so the graph is built and walked wider than
-# typical benchmarks need.
+# the 1,224 XQuAD questions, efConstruction 200 / efSearch 512: 0.9985 at 10^4, 0.9975 at 2.5x10^4, 0.994
+# at 6x10^4; 0.984 at 10^5 (60% real). efSearch 256 gives 0.990 at 2.5x10^4 and 0.967 at 10^5, and
+# efConstruction 80 0.955 at 6x10^4: questions sit apart from passages and MiniLM's cosines on German
+# text are close together, so the graph is built and walked wider than typical benchmarks need.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 512  # raised to k when a search asks for more

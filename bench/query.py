@@ -98,7 +98,11 @@ def _ask(client: _Client, question: str) -> tuple[float, dict[str, Any]]:
     return seconds * 1000, payload
 
 
-def _concurrent(url: str, questions: list[str], clients: int, per_client: int) -> tuple[float, list[float]]:
+def _concurrent(
+    url: str, questions: list[str], clients: int, per_client: int, fresh: bool = False
+) -> tuple[float, list[float]]:
+    """Seconds and latencies of ``clients`` threads asking ``per_client`` questions each; ``fresh``
+    opens a new connection per request (no keep-alive)."""
     latencies: list[float] = []
     lock = threading.Lock()
     barrier = threading.Barrier(clients + 1)
@@ -109,6 +113,9 @@ def _concurrent(url: str, questions: list[str], clients: int, per_client: int) -
             _ask(client, questions[n])
             barrier.wait()
             for i in range(per_client):
+                if fresh:
+                    client.close()
+                    client = _Client(url)
                 ms, _ = _ask(client, questions[(n * per_client + i) % len(questions)])
                 with lock:
                     latencies.append(ms)
@@ -226,6 +233,14 @@ def main(argv: list[str] | None = None) -> Report:
                 "target <= 4",
             )
             report.add("single.throughput", 1000 / single, "req/s", "one client, for comparison")
+            seconds, lat = _concurrent(url, questions, args.clients, per, fresh=True)
+            n = f"clients{args.clients}.new_connection"
+            report.add(f"{n}.throughput", len(lat) / seconds, "req/s")
+            report.add(f"{n}.http_ms.median", median(lat), "ms")
+            report.add(f"{n}.http_ms.p95", percentile(lat, 95), "ms")
+            report.add(
+                f"{n}.p95_vs_single_median", percentile(lat, 95) / fresh, "x", "both without keep-alive"
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)

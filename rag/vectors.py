@@ -30,6 +30,7 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 512  # raised to k when a search asks for more
 _FEW_QUERIES = 4  # searches of up to this many queries run on the calling thread alone
+_FAISS: Any = faiss  # the SWIG module, for names its type stubs lack
 
 
 class VectorIndex(Protocol):
@@ -57,7 +58,7 @@ class _Faiss:
     kind = "exact"
 
     def __init__(self, index: faiss.Index) -> None:
-        self._index = index
+        self._index: Any = index  # FAISS's SWIG classes are not typed; its subclasses differ
         self.dimension = int(index.d)
 
     def add(self, vectors: np.ndarray) -> None:
@@ -143,7 +144,7 @@ class HnswIndex(_Faiss):
         self.ef_search = ef_search
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
+        params = _FAISS.SearchParametersHNSW(efSearch=max(self.ef_search, k))
         scores, ids = self._index.search(queries, k, params=params)
         return scores, ids
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
 
@@ -43,6 +44,10 @@ def run(settings: Settings, announce: Callable[[str], None] | None = None) -> No
     app = create_server_app(settings, pipeline)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     sock = config.bind_socket()
+    # Accepted connections inherit this: without it a keep-alive client waits ~40 ms per answer for
+    # Nagle's algorithm and delayed ACKs (measured with bench.query: 51.4 ms -> 7.4 ms median).
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     report = pipeline.warm_up(progress=sys.stderr.isatty())
     host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
     url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}"

@@ -21,6 +21,7 @@ from typing import Any
 
 from rag.errors import ConfigError
 from rag.onnx_embedding import create_session, load_tokenizer, max_seq_length, read_json_object, tokenize
+from rag.store import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def _export(model_dir: Path, out: Path, quantize: bool) -> None:
     meta = {
         "export_version": EXPORT_VERSION,
         "source": str(model_dir),
-        "source_sha256": _sha256(model_dir / "model.safetensors")
+        "source_sha256": sha256_file(model_dir / "model.safetensors")
         if (model_dir / "model.safetensors").exists()
         else None,
         "quantization": "int8-dynamic-per-channel" if quantize else None,
@@ -197,19 +198,12 @@ def _export(model_dir: Path, out: Path, quantize: bool) -> None:
         "torch": torch.__version__,
         "onnxruntime": _ort_version(),
         "probe_min_cosine": round(worst, 6),
-        "sha256": _sha256(final),
+        "sha256": sha256_file(final),
         "seconds": round(time.perf_counter() - started, 2),
     }
     (out / "export.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("exported %s in %.1fs (probe cosine vs torch %.6f)", final, meta["seconds"], worst)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _ort_version() -> str:

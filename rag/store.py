@@ -132,7 +132,7 @@ def save_snapshot(index_dir: Path, snap: Snapshot, manifest: dict[str, Any]) -> 
         "build_id": build_id,
         "vectors": {"kind": snap.vectors.kind, "count": len(snap.vectors)},
         "checksums": {
-            f.relative_to(tmp).as_posix(): _sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()
+            f.relative_to(tmp).as_posix(): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()
         },
     }
     _write_json(tmp / "manifest.json", manifest)
@@ -167,7 +167,7 @@ def load_snapshot(index_dir: Path, expected: dict[str, Any] | None = None, verif
         check_compatible(manifest, expected)
     if verify:
         for name, digest in manifest.get("checksums", {}).items():
-            if not (build / name).is_file() or _sha256(build / name) != digest:
+            if not (build / name).is_file() or sha256_file(build / name) != digest:
                 raise IndexCorruptError(f"index file {build / name} is damaged: run `rag index` to rebuild")
     try:
         return _read_build(build, manifest)
@@ -247,7 +247,8 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
         os.fsync(handle.fileno())
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -18,12 +18,12 @@ from rag.corpus import CorpusWriter
 from rag.embedding import Embedder, create_embedder
 from rag.errors import BadRequestError, DocumentExistsError, DocumentNotFoundError, IndexError_
 from rag.followup import Turn, resolve_question
-from rag.indexing import BuildReport, build_index, corpus_language
+from rag.indexing import BuildReport, build_index
 from rag.language import detect_language
-from rag.loading import doc_id_for, load_corpus
+from rag.loading import doc_id_for
 from rag.retrieval import RetrievalConfig, retrieve
 from rag.settings import Settings
-from rag.store import Snapshot, expected_config, load_snapshot
+from rag.store import Snapshot
 from rag.types import Answer, Document, DocumentMeta
 
 log = logging.getLogger(__name__)
@@ -73,18 +73,6 @@ class Pipeline:
         with self._update_lock:
             return self._rebuild_locked(progress=progress, force=force)
 
-    def load_index(self) -> Snapshot:
-        """Load the saved index without touching the corpus; errors say to run ``rag index``."""
-        manifest_lang = corpus_language(load_corpus(Path(self.settings.corpus_dir)).documents)
-        expected = expected_config(
-            self.embedder.name,
-            self.embedder.dimension,
-            self.settings.chunk_tokens,
-            self.settings.chunk_overlap,
-            manifest_lang,
-        )
-        return load_snapshot(Path(self.settings.index_dir), expected)
-
     @property
     def snapshot(self) -> Snapshot:
         snap = self._snap
@@ -133,21 +121,12 @@ class Pipeline:
         return list(self.snapshot.documents.values())
 
     def document(self, doc_id: str) -> Document:
-        doc = self.snapshot.documents.get(doc_id)
-        if doc is None:
-            raise DocumentNotFoundError(f"no document with id {doc_id!r}; GET /documents lists them")
-        return doc
-
-    def chunk_count(self, doc_id: str) -> int:
-        return sum(1 for c in self.snapshot.chunks if c.doc_id == doc_id)
+        return _find(self.snapshot, doc_id)
 
     def document_entry(self, doc_id: str) -> tuple[Document, int]:
         """A document and its number of chunks, both from the same snapshot."""
         snap = self.snapshot
-        doc = snap.documents.get(doc_id)
-        if doc is None:
-            raise DocumentNotFoundError(f"no document with id {doc_id!r}; GET /documents lists them")
-        return doc, sum(1 for c in snap.chunks if c.doc_id == doc_id)
+        return _find(snap, doc_id), sum(1 for c in snap.chunks if c.doc_id == doc_id)
 
     def add_document(self, filename: str, data: bytes, meta: DocumentMeta | None = None) -> Document:
         """Store an uploaded article in the corpus and index it; returns it as indexed."""
@@ -187,6 +166,13 @@ class Pipeline:
         self._snap = snap
         self.last_build = report
         return report
+
+
+def _find(snap: Snapshot, doc_id: str) -> Document:
+    doc = snap.documents.get(doc_id)
+    if doc is None:
+        raise DocumentNotFoundError(f"no document with id {doc_id!r}; GET /documents lists them")
+    return doc
 
 
 def _clean_question(question: str) -> str:

@@ -76,7 +76,8 @@ def test_follow_up_uses_the_history(fake_pipeline: Pipeline) -> None:
 def test_documents_and_unknown_ids(fake_pipeline: Pipeline) -> None:
     ids = [d.doc_id for d in fake_pipeline.documents()]
     assert ids == ["000_ec495bea3a2a83c6", "001_280cdb7c2d6d85fb"]
-    assert fake_pipeline.chunk_count(ids[0]) > 0
+    doc, chunks = fake_pipeline.document_entry(ids[0])
+    assert doc.doc_id == ids[0] and chunks > 0
     with pytest.raises(DocumentNotFoundError):
         fake_pipeline.document("nope")
 

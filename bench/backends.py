@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from bench.common import (
     note,
     parser,
     percentile,
+    run_clients,
     timed,
     xquad,
 )
@@ -61,14 +61,7 @@ def concurrent_queries(embedder: Any, questions: list[str], clients: int) -> tup
         for q in questions[n::clients]:
             latencies.append(timed(lambda q=q: embedder.embed_queries([q]), collect=False)[0] * 1000)
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    return len(latencies) / (time.perf_counter() - started), percentile(latencies, 95)
+    return len(latencies) / run_clients(client, clients, barrier), percentile(latencies, 95)
 
 
 def main(argv: list[str] | None = None) -> Report:

@@ -13,6 +13,7 @@ import os
 import resource
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -185,3 +186,16 @@ def write_corpus(folder: Path, chosen: Sequence[Article]) -> Path:
 
     write(chosen, folder)
     return folder
+
+
+def run_clients(client: Callable[[int], None], clients: int, barrier: threading.Barrier) -> float:
+    """Run ``client(0..clients-1)`` on threads that start together at ``barrier`` (which has
+    ``clients + 1`` parties: this thread is the last); returns the seconds until all finished."""
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started

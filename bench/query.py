@@ -26,7 +26,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Report, is_fake, median, note, parser, percentile, timed, write_corpus, xquad
+from bench.common import (
+    ROOT,
+    Report,
+    is_fake,
+    median,
+    note,
+    parser,
+    percentile,
+    run_clients,
+    timed,
+    write_corpus,
+    xquad,
+)
 from bench.start import _free_port
 
 
@@ -122,14 +134,7 @@ def _concurrent(
         finally:
             client.close()
 
-    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started, latencies
+    return run_clients(client_loop, clients, barrier), latencies
 
 
 def main(argv: list[str] | None = None) -> Report:

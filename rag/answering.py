@@ -15,16 +15,21 @@ article. Each sentence of the best retrieved chunks gets an evidence score from
 
 The best sentence opens the answer; up to two more follow when they score close to it and do not repeat it,
 the sentence right after the best one getting a bonus (answers often continue there: "... sagte Zakharova.
-Sie sagte, die Experten seien ..."). Below ``abstain_threshold`` for the best sentence the answer says the
-articles do not contain this: the abstention depends on that one score only, which ``rag eval`` relies on.
+Sie sagte, die Experten seien ..."). Whether to answer at all is decided on the whole question, not on one
+sentence: :mod:`rag.abstention` estimates the probability that the candidates answer it, and below
+``abstain_threshold`` (``cross_abstain_threshold`` for a question in another language than the articles)
+the answer says the articles do not contain this (``Answer.confidence`` carries the
+probability, which ``rag eval`` sweeps).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from rag.abstention import answer_probability, question_features
 from rag.cues import cue_match, cues, question_kind
 from rag.evidence import QuestionTerms, SentenceTerms, question_terms, sentence_terms
 from rag.store import Snapshot
@@ -39,7 +44,8 @@ ABSTAIN_TEXT = {
 @dataclass(frozen=True)
 class ComposerConfig:
     max_sentences: int = 3
-    abstain_threshold: float = 0.6
+    abstain_threshold: float = 0.7  # on the probability that the candidates answer the question
+    cross_abstain_threshold: float = 0.5  # the same for a question in another language than the articles
     context_chunks: int = 5  # ~35 sentences; 3 answer as well but abstain more (a smaller pool covers less)
     w_cover: float = 0.40
     w_grams: float = 0.30
@@ -53,12 +59,33 @@ class ComposerConfig:
 
 
 @dataclass(frozen=True)
+class PoolFeatures:
+    """The candidates as the composer compares them with the question."""
+
+    x: np.ndarray  # one row per candidate: cover, grams, dense, passage, cue, each in [0, 1]
+    found: np.ndarray  # how well each candidate has each question word, in [0, 1]
+    terms: QuestionTerms
+    infos: list[SentenceTerms]
+    pool_cover: float  # the weighted share of the question's words found in any candidate
+
+
+@dataclass(frozen=True)
 class Scored:
     index: int  # row in the snapshot's sentence table
     hit: Hit
     score: float  # ranks the sentences
-    evidence: float  # how much of the question the sentence and the candidates cover: decides abstention
+    evidence: float  # how much of the question the sentence and the candidates cover (the citation's score)
     terms: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The candidate sentences, best first, and the probability that they answer the question."""
+
+    sentences: list[Scored]
+    confidence: float
+    features: np.ndarray  # the question-level features :mod:`rag.abstention` decides on
+    cross: bool = False  # the question is in another language than the articles
 
 
 def compose(
@@ -73,22 +100,26 @@ def compose(
 ) -> Answer:
     """Build the answer for ``question``; ``query_text`` is what retrieval used (it may add history)."""
     passages = tuple(_passage(snap, h) for h in hits[:top_k])
-    scored = score_sentences(snap, question, query_text, query_vector, hits, cfg, language)
-    chosen = select(scored, cfg)
+    ranking = score_sentences(snap, question, query_text, query_vector, hits, cfg, language)
+    confidence = round(ranking.confidence, 4)
+    chosen = select(ranking, cfg)
     if not chosen:
-        return Answer(question, ABSTAIN_TEXT[language], True, language, (), passages)
+        return Answer(question, ABSTAIN_TEXT[language], True, language, (), passages, confidence)
     citations = tuple(_citation(snap, n, s) for n, s in enumerate(chosen, start=1))
     text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
-    return Answer(question, text, False, language, citations, passages)
+    return Answer(question, text, False, language, citations, passages, confidence)
 
 
-def candidates(snap: Snapshot, hits: list[Hit], cfg: ComposerConfig) -> list[tuple[int, Hit]]:
-    """The non-heading sentences of the best ``context_chunks`` hits, each once, with the hit it came from."""
+def candidates(
+    snap: Snapshot, hits: list[Hit], cfg: ComposerConfig, exclude: Callable[[int], bool] | None = None
+) -> list[tuple[int, Hit]]:
+    """The non-heading sentences of the best ``context_chunks`` hits, each once, with the hit it came from;
+    ``exclude`` leaves out sentence rows (``bench.calibrate`` removes a question's gold paragraph)."""
     seen: set[int] = set()
     out: list[tuple[int, Hit]] = []
     for hit in hits[: cfg.context_chunks]:
         for row in hit.chunk.sentences:
-            if row not in seen and not snap.sentences[row].heading:
+            if row not in seen and not snap.sentences[row].heading and not (exclude and exclude(row)):
                 seen.add(row)
                 out.append((row, hit))
     return out
@@ -101,9 +132,8 @@ def features(
     query_vector: np.ndarray,
     pool: list[tuple[int, Hit]],
     language: str,
-) -> tuple[np.ndarray, float, list[SentenceTerms]]:
-    """One row per candidate (cover, grams, dense, passage, cue, each in [0, 1]) and the pool's cover: the
-    weighted share of the question's words found in any candidate."""
+) -> PoolFeatures:
+    """How each candidate compares with the question (see :class:`PoolFeatures`)."""
     cross = language != snap.bm25.analyzer.language
     infos = [sentence_terms(snap, row) for row, _ in pool]
     q: QuestionTerms = question_terms(snap, query_text, infos, cross)
@@ -121,7 +151,7 @@ def features(
     kind, asked = question_kind(question), cues(question)
     out[:, 4] = [cue_match(kind, asked, info.cues) if info.cues else 0.0 for info in infos]
     pool_cover = float(found.max(axis=0) @ weights / total) if len(infos) and len(weights) else 0.0
-    return out, pool_cover, infos
+    return PoolFeatures(out, found, q, infos, pool_cover)
 
 
 def score_sentences(
@@ -132,25 +162,31 @@ def score_sentences(
     hits: list[Hit],
     cfg: ComposerConfig,
     language: str = "de",
-) -> list[Scored]:
-    """Every candidate sentence with its ranking score and evidence, best first."""
-    pool = candidates(snap, hits, cfg)
+    exclude: Callable[[int], bool] | None = None,
+) -> Ranking:
+    """Every candidate sentence with its ranking score and evidence, best first, and the probability that
+    they answer the question."""
+    pool = candidates(snap, hits, cfg, exclude)
     if not pool:
-        return []
-    x, pool_cover, infos = features(snap, question, query_text, query_vector, pool, language)
-    scores = x @ np.array([cfg.w_cover, cfg.w_grams, cfg.w_dense, cfg.w_passage, cfg.cue_bonus])
-    evidence = (1 - cfg.pool_share) * x[:, 0] + cfg.pool_share * pool_cover
+        return Ranking([], 0.0, np.zeros(0))
+    f = features(snap, question, query_text, query_vector, pool, language)
+    scores = f.x @ np.array([cfg.w_cover, cfg.w_grams, cfg.w_dense, cfg.w_passage, cfg.cue_bonus])
+    evidence = (1 - cfg.pool_share) * f.x[:, 0] + cfg.pool_share * f.pool_cover
     out = [
         Scored(row, hit, float(score), float(ev), info.stems)
-        for (row, hit), score, ev, info in zip(pool, scores.tolist(), evidence.tolist(), infos, strict=True)
+        for (row, hit), score, ev, info in zip(pool, scores.tolist(), evidence.tolist(), f.infos, strict=True)
     ]
-    out.sort(key=lambda s: (-s.score, s.index))
-    return out
+    order = sorted(range(len(out)), key=lambda i: (-out[i].score, out[i].index))
+    qf = question_features(f.x, f.found, f.terms, scores, order[0])
+    cross = language != snap.bm25.analyzer.language
+    return Ranking([out[i] for i in order], answer_probability(qf, cross), qf, cross)
 
 
-def select(scored: list[Scored], cfg: ComposerConfig) -> list[Scored]:
+def select(ranking: Ranking, cfg: ComposerConfig) -> list[Scored]:
     """The best sentence, then up to ``max_sentences - 1`` close, non-repeating ones (none: abstain)."""
-    if not scored or scored[0].evidence < cfg.abstain_threshold:
+    scored = ranking.sentences
+    threshold = cfg.cross_abstain_threshold if ranking.cross else cfg.abstain_threshold
+    if not scored or ranking.confidence < threshold:
         return []
     best = scored[0]
     chosen = [best]

@@ -4,14 +4,13 @@ A SQuAD-format file is written to a temporary corpus (see :mod:`rag.squad`), ind
 every question is asked through :meth:`Pipeline.ask`, the call the API makes, for the top 10 passages (the
 answer itself does not depend on how many passages are returned). A question set is asked against an
 existing corpus folder. With unanswerable questions, the report also shows the abstention threshold's
-trade-off: everything is asked once more with abstention off, and each threshold is applied to the best
-sentence's evidence score, which is exactly the rule the composer abstains by.
+trade-off: everything is asked once more with abstention off, and each threshold is applied to the answer's
+confidence, which is exactly the rule the composer abstains by.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,8 +28,16 @@ from rag.types import Answer
 log = logging.getLogger(__name__)
 
 RETRIEVAL_DEPTH = 10  # passages asked for per question: hit@10 and MRR@10 need ten
-SWEEP = tuple(round(0.05 * i, 2) for i in range(1, 17))  # thresholds 0.05 ... 0.80
-_SETTINGS_SHOWN = ("chunk_tokens", "chunk_overlap", "fusion", "dense_weight", "abstain_threshold", "model")
+SWEEP = tuple(round(0.05 * i, 2) for i in range(1, 20))  # thresholds 0.05 ... 0.95
+_SETTINGS_SHOWN = (
+    "chunk_tokens",
+    "chunk_overlap",
+    "fusion",
+    "dense_weight",
+    "abstain_threshold",
+    "cross_abstain_threshold",
+    "model",
+)
 
 
 @contextmanager
@@ -162,8 +169,8 @@ def correct(q: SetQuestion, answer: Answer) -> bool:
 
 
 def evidence(answer: Answer) -> float:
-    """The first quoted sentence's score: the composer abstains exactly when it is below the threshold."""
-    return answer.citations[0].score if answer.citations else -math.inf
+    """The answer's confidence: the composer abstains exactly when it is below the threshold."""
+    return answer.confidence
 
 
 def _abstention(
@@ -179,19 +186,40 @@ def _abstention(
     an answer to it.
     """
     asked = [a for a, _ in ask_all(pipeline, unanswerable)]
-    off = build_pipeline(pipeline.settings.model_copy(update={"abstain_threshold": 0.0}), pipeline.embedder)
+    settings = pipeline.settings
+    off_settings = settings.model_copy(update={"abstain_threshold": 0.0, "cross_abstain_threshold": 0.0})
+    off = build_pipeline(off_settings, pipeline.embedder)
     off.update_index()
-    trials = [Trial(evidence(a), True, is_right(i, a)) for i, (a, _) in enumerate(ask_all(off, answerable))]
-    trials += [Trial(evidence(a), False, False) for a, _ in ask_all(off, unanswerable)]
-    return {
+    articles = pipeline.snapshot.bm25.analyzer.language
+    trials = [
+        (a.language, Trial(evidence(a), True, is_right(i, a)))
+        for i, (a, _) in enumerate(ask_all(off, answerable))
+    ]
+    trials += [(a.language, Trial(evidence(a), False, False)) for a, _ in ask_all(off, unanswerable)]
+    given = [(a.language, True, a) for a in answers] + [(a.language, False, a) for a in asked]
+    report: dict[str, Any] = {
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
-        "threshold": pipeline.settings.abstain_threshold,
+        "threshold": settings.abstain_threshold,
+        "cross_threshold": settings.cross_abstain_threshold,
         "answerable_answered": _share([not a.abstained for a in answers]),
         "answerable_correct": _share([is_right(i, a) for i, a in enumerate(answers)]),
         "unanswerable_abstained": _share([a.abstained for a in asked]),
-        "sweep": sweep(trials, SWEEP),
+        "by_language": {
+            lang: {
+                "answerable": sum(1 for g, ok, _ in given if g == lang and ok),
+                "unanswerable": sum(1 for g, ok, _ in given if g == lang and not ok),
+                "answerable_answered": _share([not a.abstained for g, ok, a in given if g == lang and ok]),
+                "unanswerable_abstained": _share([a.abstained for g, ok, a in given if g == lang and not ok]),
+            }
+            for lang in sorted({g for g, _, _ in given})
+        },
+        # the composer applies one threshold to questions in the articles' language, another to the rest
+        "sweep": sweep([t for g, t in trials if g == articles], SWEEP),
     }
+    if any(g != articles for g, _ in trials):
+        report["sweep_cross"] = sweep([t for g, t in trials if g != articles], SWEEP)
+    return report
 
 
 def _quoted(answer: Answer) -> str:
@@ -221,7 +249,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['questions']} questions, {report['documents']} documents, {report['chunks']} chunks "
         f"(chunk_tokens {s['chunk_tokens']}, overlap {s['chunk_overlap']}, ~{report['mean_chunk_words']} "
         f"words per chunk), fusion {s['fusion']} (dense weight {s['dense_weight']}), "
-        f"abstain threshold {s['abstain_threshold']}",
+        f"abstain threshold {s['abstain_threshold']} "
+        f"(other-language questions {s['cross_abstain_threshold']})",
     ]
     for section in ("retrieval", "answers", "latency_ms"):
         if section in report:
@@ -230,14 +259,23 @@ def format_report(report: dict[str, Any]) -> str:
     ab = report.get("abstention")
     if ab:
         lines.append(f"\nabstention ({ab['answerable']} answerable, {ab['unanswerable']} unanswerable)")
-        keys = ("threshold", "answerable_answered", "answerable_correct", "unanswerable_abstained")
-        lines += [f"  {k:<30} {_number(ab[k])}" for k in keys]
-        lines.append("\n  threshold  answered  correct  unanswerable abstained")
-        lines += [
-            f"  {r['threshold']:>9.2f}  {r['answerable_answered']:>8.3f}  {r['answerable_correct']:>7.3f}"
-            f"  {r['unanswerable_abstained']:>8.3f}"
-            for r in ab["sweep"]
-        ]
+        keys = ("threshold", "cross_threshold", "answerable_answered", "answerable_correct")
+        lines += [f"  {k:<30} {_number(ab[k])}" for k in (*keys, "unanswerable_abstained") if k in ab]
+        for lang, r in ab.get("by_language", {}).items():
+            lines.append(
+                f"  {lang}: answered {_number(r['answerable_answered'])} of {r['answerable']} answerable,"
+                f" abstained on {_number(r['unanswerable_abstained'])} of {r['unanswerable']} unanswerable"
+            )
+        for key, title in (("sweep", "in the articles' language"), ("sweep_cross", "in another language")):
+            if key not in ab:
+                continue
+            lines.append(f"\n  questions {title}: rates at each threshold")
+            lines.append("  threshold  answered  correct  unanswerable abstained")
+            lines += [
+                f"  {r['threshold']:>9.2f}  {r['answerable_answered']:>8.3f}  {r['answerable_correct']:>7.3f}"
+                f"  {r['unanswerable_abstained']:>8.3f}"
+                for r in ab[key]
+            ]
     follow = report.get("followups")
     if follow:
         lines.append(f"\nfollow-up questions ({follow['questions']})")

@@ -23,7 +23,7 @@ import math
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rag.cues import Cues, cues
 from rag.lexical import fold, grams, spelling
@@ -59,6 +59,7 @@ class _Word:
     grams: frozenset[str]
     weight: float
     roots: tuple[str, ...] = ()  # an unknown German participle's verb roots: "eingelegt" -> "einleg", "leg"
+    name: bool = False  # a name or number (capitalised after the first word, or with digits)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class QuestionTerms:
     gram_weights: dict[str, float]
     gram_set: frozenset[str] = frozenset()
     gram_total: float = 0.0
+    asked: int = 0  # content words in the question, including those left out for a cross-language question
 
     def found(self, s: SentenceTerms) -> list[float]:
         """How well each question word is found in the sentence, in [0, 1]."""
@@ -118,8 +120,8 @@ def question_terms(snap: Snapshot, text: str, pool: Sequence[SentenceTerms], cro
     names = _names(text)
     kept: list[tuple[int, _Word]] = []
     for pos, word in enumerate(surface):
-        w = _word(snap, word)
-        if cross and word not in names and not any(match(w, s) for s in pool):
+        w = replace(_word(snap, word), name=word in names)
+        if cross and not w.name and not any(match(w, s) for s in pool):
             continue
         kept.append((pos, w))
     words = [w for _, w in kept]
@@ -127,7 +129,9 @@ def question_terms(snap: Snapshot, text: str, pool: Sequence[SentenceTerms], cro
     unique = sorted({g for w in words for g in w.grams})
     dfs = snap.bm25.gram_frequencies(unique)
     gram_weights = {g: _idf(n, int(df)) for g, df in zip(unique, dfs.tolist(), strict=True) if df}
-    return QuestionTerms(tuple(words), gram_weights, frozenset(gram_weights), sum(gram_weights.values()))
+    return QuestionTerms(
+        tuple(words), gram_weights, frozenset(gram_weights), sum(gram_weights.values()), len(surface)
+    )
 
 
 def match(word: _Word, s: SentenceTerms) -> float:

@@ -49,7 +49,10 @@ _QUESTION_WORDS = re.findall(
     "wer wem wen wessen wann woher wohin womit wogegen wofür worüber worauf wodurch wovon wozu woran worin"
     " worum warum weshalb weswegen wieso wieviel wieviele viele whose many much",
 )
-_STOP = frozenset(w.lower() for w in (*STOPWORDS_GERMAN, *STOPWORDS_EN_PLUS, *_QUESTION_WORDS))
+# bm25s's German list has "werden" and "wird" but not the past forms of the auxiliary; left in, "wurde"
+# counts as a content word found in half the sentences of a news article ("Wann wurde X geboren?").
+_AUXILIARIES = ("wurde", "wurden", "worden", "wurdest")
+_STOP = frozenset(w.lower() for w in (*STOPWORDS_GERMAN, *STOPWORDS_EN_PLUS, *_QUESTION_WORDS, *_AUXILIARIES))
 _STEMMERS = {"de": "german", "en": "english"}
 _SPELLING: tuple[tuple[str, str], ...] = (
     *(("sch", "s"), ("ph", "f"), ("th", "t"), ("ck", "k"), ("c", "k"), ("y", "j"), ("z", "s")),

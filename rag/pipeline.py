@@ -10,8 +10,10 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from rag.answering import ComposerConfig, compose
 from rag.corpus import CorpusWriter
@@ -24,11 +26,21 @@ from rag.loading import doc_id_for
 from rag.retrieval import RetrievalConfig, retrieve
 from rag.settings import Settings
 from rag.store import Snapshot
-from rag.types import Answer, Document, DocumentMeta
+from rag.types import Answer, Document, DocumentMeta, Hit
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question as retrieval saw it: resolved text, its vector, its language, the chunks found."""
+
+    query_text: str
+    vector: np.ndarray
+    language: str
+    hits: list[Hit]
 
 
 class Pipeline:
@@ -51,7 +63,9 @@ class Pipeline:
             candidates=settings.candidates,
         )
         self.composer = ComposerConfig(
-            max_sentences=settings.max_sentences, abstain_threshold=settings.abstain_threshold
+            max_sentences=settings.max_sentences,
+            abstain_threshold=settings.abstain_threshold,
+            cross_abstain_threshold=settings.cross_abstain_threshold,
         )
         self.corpus = CorpusWriter(Path(settings.corpus_dir))
         self._snap: Snapshot | None = None
@@ -100,14 +114,9 @@ class Pipeline:
             raise BadRequestError("top_k must be between 1 and 20")
         snap = self.snapshot
         started = time.perf_counter()
-        query_text = resolve_question(question, history, snap.bm25.analyzer)
-        vector = self.embedder.embed_queries([query_text])[0]
-        # the corpus language is the analyser's (chosen at build time), not recounted per question
-        language = detect_language(question, default=snap.bm25.analyzer.language)
-        depth = max(k, self.composer.context_chunks)
-        hits = retrieve(snap, query_text, vector, depth, self.retrieval, language)
+        q = self.search(snap, question, max(k, self.composer.context_chunks), history)
         retrieved = time.perf_counter()
-        answer = compose(snap, question, query_text, vector, hits, k, language, self.composer)
+        answer = compose(snap, question, q.query_text, q.vector, q.hits, k, q.language, self.composer)
         done = time.perf_counter()
         timings = {
             "retrieve": round((retrieved - started) * 1000, 2),
@@ -115,6 +124,16 @@ class Pipeline:
             "total": round((done - started) * 1000, 2),
         }
         return replace(answer, timings_ms=timings)
+
+    def search(self, snap: Snapshot, question: str, depth: int, history: Sequence[Turn] = ()) -> Query:
+        """The question as retrieval sees it (resolved against the chat, embedded) and its best ``depth``
+        chunks in ``snap``."""
+        query_text = resolve_question(question, history, snap.bm25.analyzer)
+        vector = self.embedder.embed_queries([query_text])[0]
+        # the corpus language is the analyser's (chosen at build time), not recounted per question
+        language = detect_language(question, default=snap.bm25.analyzer.language)
+        hits = retrieve(snap, query_text, vector, depth, self.retrieval, language)
+        return Query(query_text, vector, language, hits)
 
     # --- the corpus
     def documents(self) -> list[Document]:

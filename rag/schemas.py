@@ -77,6 +77,12 @@ class Timings(BaseModel):
 class AskResponse(BaseModel):
     answer: str = Field(description="Quoted sentences, each followed by its [n] marker; or the abstention.")
     abstained: bool
+    confidence: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="Estimated probability that the articles answer the question; below the abstention "
+        "threshold (RAG_ABSTAIN_THRESHOLD) the bot abstains.",
+    )
     language: str = Field(description='"de" or "en": the language of the question.')
     citations: list[CitationOut]
     passages: list[PassageOut] = Field(description="The closest passages, best first (also on abstention).")

@@ -63,7 +63,18 @@ class Settings(BaseSettings):
     # --- answering
     max_sentences: int = Field(3, ge=1, le=3, description="Sentences in an answer.")
     abstain_threshold: float = Field(
-        0.6, ge=0.0, le=1.0, description="Evidence score below which the bot says the articles don't say."
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="Estimated probability that the articles answer the question, below which the bot "
+        "says the articles don't say.",
+    )
+    cross_abstain_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="The same for questions in another language than the articles (English over German), "
+        "whose evidence is weaker.",
     )
 
     # --- server

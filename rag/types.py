@@ -121,12 +121,14 @@ class Answer:
     language: str
     citations: tuple[Citation, ...]
     passages: tuple[Passage, ...]
+    confidence: float = 0.0  # estimated probability that the articles answer the question
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
             "abstained": self.abstained,
+            "confidence": self.confidence,
             "language": self.language,
             "citations": [asdict(c) for c in self.citations],
             "passages": [asdict(p) for p in self.passages],

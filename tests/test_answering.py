@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
-from rag.answering import ComposerConfig, Scored, select
+from rag.abstention import FEATURES
+from rag.answering import ComposerConfig, Ranking, Scored, select
 from rag.cues import cue_match, cues, question_kind
 from rag.evidence import SentenceTerms, _participle_roots, _Word, match, question_terms, sentence_terms
 from rag.followup import Turn, resolve_question
@@ -79,11 +81,18 @@ def _scored(index: int, score: float, evidence: float, terms: str, doc: str = "a
     return Scored(index, Hit(chunk, 1.0), score, evidence, frozenset(terms.split()))
 
 
-def test_select_abstains_below_the_threshold_on_the_best_sentence() -> None:
-    cfg = ComposerConfig(abstain_threshold=0.5)
-    assert select([_scored(1, 0.9, 0.49, "a b")], cfg) == []
-    assert select([], cfg) == []
-    assert [s.index for s in select([_scored(1, 0.9, 0.5, "a b")], cfg)] == [1]
+def _ranking(sentences: list[Scored], confidence: float = 1.0, cross: bool = False) -> Ranking:
+    return Ranking(sentences, confidence, np.zeros(len(FEATURES)), cross)
+
+
+def test_select_abstains_below_the_threshold_on_the_questions_confidence() -> None:
+    cfg = ComposerConfig(abstain_threshold=0.5, cross_abstain_threshold=0.3)
+    assert select(_ranking([_scored(1, 0.9, 0.9, "a b")], 0.49), cfg) == []
+    assert select(_ranking([], 1.0), cfg) == []
+    assert [s.index for s in select(_ranking([_scored(1, 0.9, 0.1, "a b")], 0.5), cfg)] == [1]
+    # a question in another language than the articles is held to its own threshold
+    assert [s.index for s in select(_ranking([_scored(1, 0.9, 0.9, "a b")], 0.3, cross=True), cfg)] == [1]
+    assert select(_ranking([_scored(1, 0.9, 0.9, "a b")], 0.29, cross=True), cfg) == []
 
 
 def test_select_keeps_close_sentences_and_skips_repeats() -> None:
@@ -93,9 +102,9 @@ def test_select_keeps_close_sentences_and_skips_repeats() -> None:
     close = _scored(30, 0.85, 1.0, "x y")
     weak_follower = _scored(11, 0.65, 1.0, "p q")  # right after the best sentence: 0.65 + 0.2 >= 0.8
     weak = _scored(40, 0.7, 1.0, "m n")
-    chosen = select([best, repeat, close, weak, weak_follower], cfg)
+    chosen = select(_ranking([best, repeat, close, weak, weak_follower]), cfg)
     assert [s.index for s in chosen] == [10, 11, 30]
-    assert len(select([best, close, weak_follower], replace(cfg, max_sentences=1))) == 1
+    assert len(select(_ranking([best, close, weak_follower]), replace(cfg, max_sentences=1))) == 1
 
 
 def test_question_terms_keep_names_but_drop_unmatched_english_words(fake_pipeline: Pipeline) -> None:

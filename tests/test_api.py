@@ -26,7 +26,7 @@ from .conftest import ROOT
 
 KEY = "s3cret-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-ANSWER_KEYS = {"answer", "abstained", "language", "citations", "passages", "timings_ms"}
+ANSWER_KEYS = {"answer", "abstained", "confidence", "language", "citations", "passages", "timings_ms"}
 ARTICLE = (
     "Die Stadt Beispielhausen eröffnete im Jahr 1999 ein Museum für Leuchttürme.\n\n"
     "Das Leuchtturmmuseum zeigt 42 Modelle aus aller Welt und zieht jedes Jahr viele Besucher an.\n"
@@ -63,6 +63,7 @@ def ask(client: TestClient, question: str, **extra: object) -> dict:
 def test_ask_answers_with_citations_whose_offsets_point_into_the_document(client: TestClient) -> None:
     body = ask(client, "Wann wurde Nordkorea gegründet?")
     assert set(body) == ANSWER_KEYS
+    assert 0.0 <= body["confidence"] <= 1.0 and not body["abstained"]
     assert set(body["timings_ms"]) == {"retrieve", "compose", "total"}
     assert not body["abstained"] and "1948" in body["answer"] and "[1]" in body["answer"]
     for c in body["citations"]:

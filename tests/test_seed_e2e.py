@@ -23,10 +23,10 @@ UNANSWERABLE = QUESTIONS["unanswerable"]
 # per-question test would only restate that. Every other question must pass, one by one.
 STRICT_ANSWERABLE = [q for q in ANSWERABLE if not q.get("known_gap")]
 STRICT_UNANSWERABLE = [q for q in UNANSWERABLE if not q.get("known_gap")]
-# The measured rates on 2026-11-22 (rag eval tests/data/seed_questions.json): these floors catch regressions;
-# the target is 0.95 for both, which the extractive scorer does not reach yet.
-MIN_ANSWERED_CORRECTLY = 0.84
-MIN_ABSTAINED = 0.80
+# Share answered correctly and share abstained, per question language, as measured on 2026-11-22 (second
+# session; rag eval tests/data/seed_questions.json): these floors catch regressions. The target is
+# 0.95 for both: German questions reach it (20/20, 15/16); English ones over German text do not yet.
+FLOORS = {"de": (0.95, 0.93), "en": (0.76, 0.50)}
 
 
 def _norm(text: str) -> str:
@@ -75,11 +75,15 @@ def test_unanswerable_seed_question_abstains(real_pipeline: Pipeline, case: dict
     assert answer.answer.startswith(expected)
 
 
-def test_rates_over_all_seed_questions(real_pipeline: Pipeline) -> None:
-    correct = sum(_correct(real_pipeline, q) for q in ANSWERABLE) / len(ANSWERABLE)
-    abstained = sum(real_pipeline.ask(q["question"]).abstained for q in UNANSWERABLE) / len(UNANSWERABLE)
-    assert correct >= MIN_ANSWERED_CORRECTLY, correct
-    assert abstained >= MIN_ABSTAINED, abstained
+@pytest.mark.parametrize("lang", sorted(FLOORS))
+def test_rates_over_all_seed_questions(real_pipeline: Pipeline, lang: str) -> None:
+    answerable = [q for q in ANSWERABLE if q["lang"] == lang]
+    unanswerable = [q for q in UNANSWERABLE if q.get("lang", "de") == lang]
+    correct = sum(_correct(real_pipeline, q) for q in answerable) / len(answerable)
+    abstained = sum(real_pipeline.ask(q["question"]).abstained for q in unanswerable) / len(unanswerable)
+    min_correct, min_abstained = FLOORS[lang]
+    assert correct >= min_correct, correct
+    assert abstained >= min_abstained, abstained
 
 
 def test_cli_json_answer_points_at_nebensja(tmp_path: Path) -> None:

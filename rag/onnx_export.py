@@ -205,7 +205,6 @@ def _export(model_dir: Path, out: Path, quantize: bool) -> None:
     log.info("exported %s in %.1fs (probe cosine vs torch %.6f)", final, meta["seconds"], worst)
 
 
-
 def _ort_version() -> str:
     import onnxruntime
 

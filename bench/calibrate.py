@@ -26,6 +26,7 @@ from bench.common import ROOT, XQUAD_DE, XQUAD_EN
 from rag import abstention_weights as weights
 from rag.abstention import FEATURES, Logistic
 from rag.answering import score_sentences
+from rag.evidence import sentence_terms
 from rag.metrics import contains_any
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
@@ -61,17 +62,14 @@ def samples(pipeline: Pipeline, questions: Sequence[Question]) -> tuple[np.ndarr
         removed = score_sentences(
             snap, question.text, q.query_text, q.vector, q.hits, cfg, q.language, in_paragraph
         )
-        still = any(contains_any(_quote(snap, s.index), question.gold.texts) for s in removed.sentences)
+        still = any(
+            contains_any(sentence_terms(snap, s.index).text, question.gold.texts) for s in removed.sentences
+        )
         if removed.sentences and not still:
             rows.append(removed.features)
             labels.append(0)
             groups.append(para.doc_id)
     return np.array(rows), np.array(labels), np.array(groups)
-
-
-def _quote(snap, row: int) -> str:  # type: ignore[no-untyped-def]
-    s = snap.sentences[row]
-    return snap.documents[snap.sentence_doc[row]].text[s.start : s.end]
 
 
 def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[tuple[float, tuple[float, ...]], dict]:

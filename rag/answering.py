@@ -29,12 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.abstention import answer_probability, question_features
+from rag.abstention import FEATURES, answer_probability, question_features
 from rag.cues import cue_match, cues, question_kind
 from rag.evidence import QuestionTerms, SentenceTerms, question_terms, sentence_terms
 from rag.store import Snapshot
 from rag.types import Answer, Citation, Hit, Passage
 
+_POOL_COVER = FEATURES.index("pool_cover")  # the weighted share of the question's words in any candidate
 ABSTAIN_TEXT = {
     "de": "Dazu steht nichts in den Artikeln. Die nächstliegenden Stellen sind unten aufgeführt.",
     "en": "The articles do not say. The closest passages are listed below.",
@@ -66,7 +67,7 @@ class PoolFeatures:
     found: np.ndarray  # how well each candidate has each question word, in [0, 1]
     terms: QuestionTerms
     infos: list[SentenceTerms]
-    pool_cover: float  # the weighted share of the question's words found in any candidate
+    cross: bool  # the question is in another language than the articles
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,7 @@ def features(
     out[:, 3] = [max(hit.score, 0.0) / best_hit for _, hit in pool]
     kind, asked = question_kind(question), cues(question)
     out[:, 4] = [cue_match(kind, asked, info.cues) if info.cues else 0.0 for info in infos]
-    pool_cover = float(found.max(axis=0) @ weights / total) if len(infos) and len(weights) else 0.0
-    return PoolFeatures(out, found, q, infos, pool_cover)
+    return PoolFeatures(out, found, q, infos, cross)
 
 
 def score_sentences(
@@ -171,15 +171,14 @@ def score_sentences(
         return Ranking([], 0.0, np.zeros(0))
     f = features(snap, question, query_text, query_vector, pool, language)
     scores = f.x @ np.array([cfg.w_cover, cfg.w_grams, cfg.w_dense, cfg.w_passage, cfg.cue_bonus])
-    evidence = (1 - cfg.pool_share) * f.x[:, 0] + cfg.pool_share * f.pool_cover
+    order = sorted(range(len(pool)), key=lambda i: (-scores[i], pool[i][0]))
+    qf = question_features(f.x, f.found, f.terms, scores, order[0])
+    evidence = (1 - cfg.pool_share) * f.x[:, 0] + cfg.pool_share * qf[_POOL_COVER]
     out = [
         Scored(row, hit, float(score), float(ev), info.stems)
         for (row, hit), score, ev, info in zip(pool, scores.tolist(), evidence.tolist(), f.infos, strict=True)
     ]
-    order = sorted(range(len(out)), key=lambda i: (-out[i].score, out[i].index))
-    qf = question_features(f.x, f.found, f.terms, scores, order[0])
-    cross = language != snap.bm25.analyzer.language
-    return Ranking([out[i] for i in order], answer_probability(qf, cross), qf, cross)
+    return Ranking([out[i] for i in order], answer_probability(qf, f.cross), qf, f.cross)
 
 
 def select(ranking: Ranking, cfg: ComposerConfig) -> list[Scored]:

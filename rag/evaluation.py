@@ -168,11 +168,6 @@ def correct(q: SetQuestion, answer: Answer) -> bool:
     return contains_any(" ".join(quotes), [q.answer])
 
 
-def evidence(answer: Answer) -> float:
-    """The answer's confidence: the composer abstains exactly when it is below the threshold."""
-    return answer.confidence
-
-
 def _abstention(
     pipeline: Pipeline,
     answerable: Sequence[str],
@@ -192,27 +187,18 @@ def _abstention(
     off.update_index()
     articles = pipeline.snapshot.bm25.analyzer.language
     trials = [
-        (a.language, Trial(evidence(a), True, is_right(i, a)))
+        (a.language, Trial(a.confidence, True, is_right(i, a)))
         for i, (a, _) in enumerate(ask_all(off, answerable))
     ]
-    trials += [(a.language, Trial(evidence(a), False, False)) for a, _ in ask_all(off, unanswerable)]
-    given = [(a.language, True, a) for a in answers] + [(a.language, False, a) for a in asked]
+    trials += [(a.language, Trial(a.confidence, False, False)) for a, _ in ask_all(off, unanswerable)]
     report: dict[str, Any] = {
-        "answerable": len(answerable),
-        "unanswerable": len(unanswerable),
+        **_given(answers, asked),
         "threshold": settings.abstain_threshold,
         "cross_threshold": settings.cross_abstain_threshold,
-        "answerable_answered": _share([not a.abstained for a in answers]),
         "answerable_correct": _share([is_right(i, a) for i, a in enumerate(answers)]),
-        "unanswerable_abstained": _share([a.abstained for a in asked]),
         "by_language": {
-            lang: {
-                "answerable": sum(1 for g, ok, _ in given if g == lang and ok),
-                "unanswerable": sum(1 for g, ok, _ in given if g == lang and not ok),
-                "answerable_answered": _share([not a.abstained for g, ok, a in given if g == lang and ok]),
-                "unanswerable_abstained": _share([a.abstained for g, ok, a in given if g == lang and not ok]),
-            }
-            for lang in sorted({g for g, _, _ in given})
+            lang: _given([a for a in answers if a.language == lang], [a for a in asked if a.language == lang])
+            for lang in sorted({a.language for a in (*answers, *asked)})
         },
         # the composer applies one threshold to questions in the articles' language, another to the rest
         "sweep": sweep([t for g, t in trials if g == articles], SWEEP),
@@ -220,6 +206,16 @@ def _abstention(
     if any(g != articles for g, _ in trials):
         report["sweep_cross"] = sweep([t for g, t in trials if g != articles], SWEEP)
     return report
+
+
+def _given(answers: Sequence[Answer], asked: Sequence[Answer]) -> dict[str, Any]:
+    """How the configured pipeline did: answerable questions answered, unanswerable ones abstained on."""
+    return {
+        "answerable": len(answers),
+        "unanswerable": len(asked),
+        "answerable_answered": _share([not a.abstained for a in answers]),
+        "unanswerable_abstained": _share([a.abstained for a in asked]),
+    }
 
 
 def _quoted(answer: Answer) -> str:

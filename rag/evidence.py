@@ -23,7 +23,7 @@ import math
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from rag.cues import Cues, cues
 from rag.lexical import fold, grams, spelling
@@ -120,7 +120,7 @@ def question_terms(snap: Snapshot, text: str, pool: Sequence[SentenceTerms], cro
     names = _names(text)
     kept: list[tuple[int, _Word]] = []
     for pos, word in enumerate(surface):
-        w = replace(_word(snap, word), name=word in names)
+        w = _word(snap, word, name=word in names)
         if cross and not w.name and not any(match(w, s) for s in pool):
             continue
         kept.append((pos, w))
@@ -162,11 +162,11 @@ def _common_prefix(a: str, b: str) -> str:
     return a[:n]
 
 
-def _word(snap: Snapshot, word: str) -> _Word:
+def _word(snap: Snapshot, word: str, name: bool = False) -> _Word:
     stem = snap.bm25.analyzer.stems([word])[0]
     df, sentences = snap.bm25.sentence_frequency(stem)
     roots = _participle_roots(word) if snap.bm25.analyzer.language == "de" and not df else ()
-    return _Word(stem, frozenset(grams(spelling(word))), _idf(sentences, df), roots)
+    return _Word(stem, frozenset(grams(spelling(word))), _idf(sentences, df), roots, name)
 
 
 def _participle_roots(word: str) -> tuple[str, ...]:

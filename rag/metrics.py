@@ -204,9 +204,9 @@ def _mean(values: Sequence[float | bool | int]) -> float:
 
 @dataclass(frozen=True)
 class Trial:
-    """One question asked with abstention off: its best evidence score and whether the answer was right."""
+    """One question asked with abstention off: its confidence and whether the answer was right."""
 
-    evidence: float  # the best sentence's score; -inf when there was nothing to quote at all
+    evidence: float  # the answer's confidence (abstained when below the threshold)
     answerable: bool
     correct: bool  # answerable, and the answer contains the expected answer
 

@@ -11,7 +11,9 @@ import gc
 import json
 import os
 import resource
+import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -199,3 +201,31 @@ def run_clients(client: Callable[[int], None], clients: int, barrier: threading.
     for t in threads:
         t.join()
     return time.perf_counter() - started
+
+
+# --- a server in a child process
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[Any], log: Path, timeout: float = 600) -> None:
+    """Wait until ``GET {url}/health`` answers 200; raise with the tail of ``log`` if the server exits or
+    is not ready within ``timeout`` seconds."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the server was not ready after {timeout:.0f}s:\n{log.read_text()[-3000:]}")

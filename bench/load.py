@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -31,9 +30,8 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-SEED_CORPUS = ROOT / "corpus"
-RESULTS = ROOT / "bench" / "results"
+from bench.common import RESULTS, ROOT, SEED_CORPUS, free_port, percentile, wait_ready
+
 ARTICLE_NAME = "leuchtturmmuseum.txt"
 ARTICLE = (
     "Die Stadt Beispielhausen eröffnete im Jahr 1999 ein Museum für Leuchttürme.\n\n"
@@ -91,22 +89,7 @@ class _Shared:
             self.samples.append(sample[:300])
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0-100), interpolated between the closest ranks like numpy's default."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 # --- the server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -134,23 +117,6 @@ def served(workdir: Path, model: str | None, key: str, log: Path) -> Iterator[st
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"the server was not ready after {timeout:.0f}s:\n{log.read_text()[-3000:]}")
-
-
-# --- the run
 
 
 def _comparable(body: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 from bench.common import (
     ROOT,
     Report,
+    free_port,
     is_fake,
     median,
     note,
@@ -39,7 +40,6 @@ from bench.common import (
     write_corpus,
     xquad,
 )
-from bench.start import _free_port
 
 
 def _serve(folder: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -52,7 +52,7 @@ def _serve(folder: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[by
         "RAG_LOG_LEVEL": "WARNING",
         **extra_env,
     }
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

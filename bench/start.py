@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bench.common import ROOT, SEED_CORPUS, Report, is_fake, median, note, parser
+from bench.common import ROOT, SEED_CORPUS, Report, free_port, is_fake, median, note, parser
 
 QUESTION = "Wer hat ein Veto eingelegt?"
 _RAW = """
@@ -52,15 +51,9 @@ def run_process(args: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"{args} failed: {done.stderr[-2000:]}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def serve_first_answer(env: dict[str, str], timeout: float = 120.0) -> tuple[float, float]:
     """Seconds from spawning ``rag serve`` to its first answered ``POST /ask``, and its peak RSS in MB."""
-    port = _free_port()
+    port = free_port()
     body = json.dumps({"question": QUESTION}).encode()
     started = time.perf_counter()
     server = subprocess.Popen(

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, sync_playwright
+
+from bench.common import free_port, wait_ready
 
 from .conftest import CORPUS, ROOT
 
@@ -57,17 +57,11 @@ class Recorder:
         return [u for u in self.urls if not u.startswith((base, "data:", "blob:", "about:"))]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("served")
     shutil.copytree(CORPUS, base / "corpus")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RAG_API_KEY": KEY, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("RAG_MODEL", None)  # the product as shipped
     log = base / "server.log"
@@ -87,18 +81,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             process.kill()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[str], log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"`rag serve` exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"`rag serve` was not ready after {timeout:.0f}s:\n{log.read_text()[-3000:]}")
+def _wait_ready(url: str, process: subprocess.Popen[str], log: Path) -> None:
+    try:
+        wait_ready(url, process, log, timeout=300)
+    except RuntimeError as exc:
+        pytest.fail(f"`rag serve`: {exc}")
 
 
 @pytest.fixture(scope="module")

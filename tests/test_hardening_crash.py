@@ -25,7 +25,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bench.load import free_port, wait_ready
+from bench.common import free_port, wait_ready
 from rag.api import create_app
 from rag.loading import load_corpus
 from rag.pipeline import Pipeline, build_pipeline

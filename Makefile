@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of PyTorch, installed before the project so that nothing resolves a CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup run ask index test test-fast lint typecheck browser eval bench clean
+.PHONY: setup lexicon run ask index test test-fast lint typecheck browser eval bench clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,18 @@ $(STAMP): pyproject.toml Makefile
 	@! $(BIN)/pip list 2>/dev/null | grep -qi '^nvidia-' || { echo "CUDA packages were installed: see README" >&2; exit 1; }
 	@touch $(STAMP)
 
-run: setup
+# Ding's German-English word list (Debian's trans-de-en, GPL-2+, read at run time from /usr/share/trans):
+# English questions over German articles are matched through it (README: "Questions in English").
+# `make run` goes on without it where apt is missing or not root; `make test` needs it (its figures do).
+DING   := /usr/share/trans/de-en
+APT    := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
+
+lexicon:
+	@test -f $(DING) || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+		&& { $(APT) trans-de-en >/dev/null 2>&1 || { apt-get update -qq && $(APT) trans-de-en >/dev/null; }; }; } \
+		|| echo "note: no word list at $(DING) (apt-get install trans-de-en): English questions over German articles match less" >&2
+
+run: setup lexicon
 	$(BIN)/rag serve
 
 ask: setup
@@ -33,7 +44,8 @@ index: setup
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: setup browser
+test: setup browser lexicon
+	@test -f $(DING) || { echo "the tests need $(DING): apt-get install trans-de-en (as root)" >&2; exit 1; }
 	$(BIN)/python -m pytest
 
 test-fast: setup

@@ -7,7 +7,8 @@ Every question is asked through the product's own retrieval and sentence scoring
 the articles answer it) and with the sentences of its gold paragraph left out of the candidates (label 0:
 the rest of its article is still there, so it is a close-topic question the articles no longer answer;
 skipped when another candidate still contains the answer). German questions fit the model for questions in
-the articles' language, the parallel English questions the cross-language model. A logistic regression
+the articles' language, the parallel English questions the cross-language models: one with the word list
+of :mod:`rag.lexicon`, one without it (for machines without Debian's trans-de-en). A logistic regression
 (scikit-learn) per model; the figures printed are from 6-fold cross-validation grouped by article, so a
 question is never scored by a model fitted on its own article.
 """
@@ -24,9 +25,10 @@ import numpy as np
 
 from bench.common import ROOT, XQUAD_DE, XQUAD_EN
 from rag import abstention_weights as weights
-from rag.abstention import FEATURES, Logistic
+from rag.abstention import FEATURES, MODEL_NAMES, Logistic
 from rag.answering import score_sentences
 from rag.evidence import sentence_terms
+from rag.lexicon import NoLexicon
 from rag.metrics import contains_any
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
@@ -53,14 +55,16 @@ def samples(pipeline: Pipeline, questions: Sequence[Question]) -> tuple[np.ndarr
             s = snap.sentences[row]
             return snap.sentence_doc[row] == para.doc_id and s.start < para.end and s.end > para.start
 
-        full = score_sentences(snap, question.text, q.query_text, q.vector, q.hits, cfg, q.language)
+        full = score_sentences(
+            snap, question.text, q.query_text, q.vector, q.hits, cfg, q.language, translate=q.translate
+        )
         if not full.sentences:
             continue
         rows.append(full.features)
         labels.append(1)
         groups.append(para.doc_id)
         removed = score_sentences(
-            snap, question.text, q.query_text, q.vector, q.hits, cfg, q.language, in_paragraph
+            snap, question.text, q.query_text, q.vector, q.hits, cfg, q.language, in_paragraph, q.translate
         )
         still = any(
             contains_any(sentence_terms(snap, s.index).text, question.gold.texts) for s in removed.sentences
@@ -133,7 +137,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     # the features do not depend on the fitted numbers: neutral models stand in while they are refitted
     # (also when FEATURES changed and the written ones no longer fit)
-    weights.MODELS = {name: Logistic(0.0, (0.0,) * len(FEATURES)) for name in ("same", "cross")}
+    weights.MODELS = {name: Logistic(0.0, (0.0,) * len(FEATURES)) for name in MODEL_NAMES}
     same = load_squad(read_json(args.squad))
     cross = load_squad(read_json(args.squad), read_json(args.cross))
     models, figures = {}, {}
@@ -143,7 +147,11 @@ def main() -> None:
         settings = Settings(corpus_dir=folder / "corpus", index_dir=folder / "index", abstain_threshold=0.0)
         pipeline = build_pipeline(settings)
         pipeline.warm_up()
-        for name, squad in (("same", same), ("cross", cross)):
+        if isinstance(pipeline.lexicon, NoLexicon):
+            raise SystemExit("the cross-language model needs the word list: apt-get install trans-de-en")
+        lexicon = pipeline.lexicon
+        for name, squad in (("same", same), ("cross", cross), ("cross-untranslated", cross)):
+            pipeline.lexicon = NoLexicon() if name == "cross-untranslated" else lexicon
             x, y, groups = samples(pipeline, squad.questions)
             models[name], figures[name] = fit(x, y, groups)
             print(f"{name}: {figures[name]}")

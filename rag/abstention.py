@@ -7,10 +7,11 @@ left out on purpose: their scale belongs to the embedding model, which users may
 with them the fitted numbers would hold for the bundled model only; without them the cross-validated
 separation is the same (ROC AUC 0.944 with and without, measured when they were dropped). A
 logistic regression turns them into a probability, one model for questions in the articles' language and
-one for questions in another language (English questions over German articles lose most of their words to
-translation, so the same cover means something else there).
+two for questions in another language (English over German articles): one when their words are translated
+by the word list of :mod:`rag.lexicon`, one when no word list is installed and every ordinary word without
+a cognate in the candidates is left out (the same cover means something else there).
 
-Both models are fitted by ``python -m bench.calibrate`` on the XQuAD development half only: every question
+The models are fitted by ``python -m bench.calibrate`` on the XQuAD development half only: every question
 asked once as it is (the articles answer it) and once with the sentences of its gold paragraph removed
 from the candidates (the rest of the article is still there, so it is a close-topic question the articles
 no longer answer). The fitted numbers live in :mod:`rag.abstention_weights`, which that command writes.
@@ -36,7 +37,7 @@ FEATURES = (
     "score_best",  # the best sentence's ranking score
     "words",  # content words in the question, before cross-language words are left out
     "names_missing",  # weight share of names and numbers found nowhere
-    "dropped",  # share of the question's words left out as untranslatable (cross-language only)
+    "dropped",  # share of the question's words left out: no translation, no cognate (cross-language only)
     "grams_best",  # n-gram share of the best sentence
     "cue_best",  # the best sentence has what the question type asks for
 )
@@ -50,6 +51,9 @@ class Logistic:
     def probability(self, x: np.ndarray) -> float:
         z = self.intercept + float(np.dot(self.coef, x))
         return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
+
+
+MODEL_NAMES = ("same", "cross", "cross-untranslated")
 
 
 def question_features(
@@ -83,8 +87,10 @@ def question_features(
     )
 
 
-def answer_probability(features: np.ndarray, cross: bool) -> float:
-    """The probability that the articles answer the question (see the module docstring)."""
+def answer_probability(features: np.ndarray, cross: bool, translated: bool = True) -> float:
+    """The probability that the articles answer the question (see the module docstring); ``translated``
+    says a cross-language question's words were translated (:mod:`rag.lexicon`)."""
     from rag.abstention_weights import MODELS
 
-    return MODELS["cross" if cross else "same"].probability(features)
+    name = "same" if not cross else "cross" if translated else "cross-untranslated"
+    return MODELS[name].probability(features)

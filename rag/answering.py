@@ -32,6 +32,7 @@ import numpy as np
 from rag.abstention import FEATURES, answer_probability, question_features
 from rag.cues import cue_match, cues, question_kind
 from rag.evidence import QuestionTerms, SentenceTerms, question_terms, sentence_terms
+from rag.lexicon import Translate
 from rag.store import Snapshot
 from rag.types import Answer, Citation, Hit, Passage
 
@@ -98,10 +99,12 @@ def compose(
     top_k: int,
     language: str,
     cfg: ComposerConfig,
+    translate: Translate | None = None,
 ) -> Answer:
-    """Build the answer for ``question``; ``query_text`` is what retrieval used (it may add history)."""
+    """Build the answer for ``question``; ``query_text`` is what retrieval used (it may add history),
+    ``translate`` gives a word of a question in another language its translations (:mod:`rag.lexicon`)."""
     passages = tuple(_passage(snap, h) for h in hits[:top_k])
-    ranking = score_sentences(snap, question, query_text, query_vector, hits, cfg, language)
+    ranking = score_sentences(snap, question, query_text, query_vector, hits, cfg, language, None, translate)
     confidence = round(ranking.confidence, 4)
     chosen = select(ranking, cfg)
     if not chosen:
@@ -133,11 +136,12 @@ def features(
     query_vector: np.ndarray,
     pool: list[tuple[int, Hit]],
     language: str,
+    translate: Translate | None = None,
 ) -> PoolFeatures:
     """How each candidate compares with the question (see :class:`PoolFeatures`)."""
     cross = language != snap.bm25.analyzer.language
     infos = [sentence_terms(snap, row) for row, _ in pool]
-    q: QuestionTerms = question_terms(snap, query_text, infos, cross)
+    q: QuestionTerms = question_terms(snap, query_text, infos, cross, translate)
     weights = np.array([w.weight for w in q.words])
     found = np.array([q.found(info) for info in infos]).reshape(len(infos), len(weights))
     total = float(weights.sum()) or 1.0
@@ -163,13 +167,14 @@ def score_sentences(
     cfg: ComposerConfig,
     language: str = "de",
     exclude: Callable[[int], bool] | None = None,
+    translate: Translate | None = None,
 ) -> Ranking:
     """Every candidate sentence with its ranking score and evidence, best first, and the probability that
     they answer the question."""
     pool = candidates(snap, hits, cfg, exclude)
     if not pool:
         return Ranking([], 0.0, np.zeros(0))
-    f = features(snap, question, query_text, query_vector, pool, language)
+    f = features(snap, question, query_text, query_vector, pool, language, translate)
     scores = f.x @ np.array([cfg.w_cover, cfg.w_grams, cfg.w_dense, cfg.w_passage, cfg.cue_bonus])
     order = sorted(range(len(pool)), key=lambda i: (-scores[i], pool[i][0]))
     qf = question_features(f.x, f.found, f.terms, scores, order[0])
@@ -178,7 +183,8 @@ def score_sentences(
         Scored(row, hit, float(score), float(ev), info.stems)
         for (row, hit), score, ev, info in zip(pool, scores.tolist(), evidence.tolist(), f.infos, strict=True)
     ]
-    return Ranking([out[i] for i in order], answer_probability(qf, f.cross), qf, f.cross)
+    confidence = answer_probability(qf, f.cross, translated=translate is not None)
+    return Ranking([out[i] for i in order], confidence, qf, f.cross)
 
 
 def select(ranking: Ranking, cfg: ComposerConfig) -> list[Scored]:

@@ -23,10 +23,11 @@ import math
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rag.cues import Cues, cues
 from rag.lexical import fold, grams, spelling
+from rag.lexicon import Translate
 from rag.store import Snapshot
 
 _CACHE_LIMIT = 20_000  # sentences kept analysed per loaded index (~2 KB each)
@@ -60,6 +61,8 @@ class _Word:
     weight: float
     roots: tuple[str, ...] = ()  # an unknown German participle's verb roots: "eingelegt" -> "einleg", "leg"
     name: bool = False  # a name or number (capitalised after the first word, or with digits)
+    translations: tuple[_Word, ...] = ()  # a cross-language word's translations the articles use
+    surface: str = ""  # the folded word
 
 
 @dataclass(frozen=True)
@@ -113,18 +116,27 @@ def sentence_terms(snap: Snapshot, row: int) -> SentenceTerms:
     return terms
 
 
-def question_terms(snap: Snapshot, text: str, pool: Sequence[SentenceTerms], cross: bool) -> QuestionTerms:
+def question_terms(
+    snap: Snapshot,
+    text: str,
+    pool: Sequence[SentenceTerms],
+    cross: bool,
+    translate: Translate | None = None,
+) -> QuestionTerms:
     """The question's weighted words and n-grams; ``pool`` are the candidate sentences, ``cross`` says the
-    question is in another language than the articles."""
+    question is in another language than the articles, ``translate`` gives a word's translations into
+    theirs (:mod:`rag.lexicon`)."""
     surface = list(dict.fromkeys(snap.bm25.analyzer.words(text)))
     names = _names(text)
-    kept: list[tuple[int, _Word]] = []
-    for pos, word in enumerate(surface):
+    words: list[_Word] = []
+    for word in surface:
         w = _word(snap, word, name=word in names)
-        if cross and not w.name and not any(match(w, s) for s in pool):
-            continue
-        kept.append((pos, w))
-    words = [w for _, w in kept]
+        if cross:
+            known = translate(word) if translate else ()
+            w = _translated(snap, w, known, pool)
+            if not w.name and not known and not any(match(w, s) for s in pool):
+                continue  # no translation and no cognate: nothing to look for
+        words.append(w)
     n = max(len(snap.chunks), 1)
     unique = sorted({g for w in words for g in w.grams})
     dfs = snap.bm25.gram_frequencies(unique)
@@ -134,8 +146,56 @@ def question_terms(snap: Snapshot, text: str, pool: Sequence[SentenceTerms], cro
     )
 
 
+def translated_query(snap: Snapshot, text: str, translate: Translate, per_word: int = 3) -> str:
+    """``text`` followed by the ``per_word`` best translations of each of its words that the articles use
+    (the two best when they use none: the n-gram channel still finds "drohte" for ``drohen``): what the
+    lexical retrievers search for a question in another language."""
+    extra: list[str] = []
+    for word in dict.fromkeys(snap.bm25.analyzer.words(text)):
+        known = translate(word)
+        used = [t.surface for t in _used(snap, known)] or list(known[:2])
+        extra.extend(used[:per_word])
+    return " ".join([text, *extra])
+
+
+def _translated(snap: Snapshot, w: _Word, known: Sequence[str], pool: Sequence[SentenceTerms]) -> _Word:
+    """A cross-language word with those of its translations the articles use, or that a candidate has in
+    another form (``drohen``: "drohte", ``Abkommen``: "Partnerschaftsabkommen"); it weighs as the rarest of
+    them, or as a word the articles never use when there are none."""
+    found = _used(snap, known, pool)
+    if not found:
+        return w
+    return replace(w, translations=tuple(found), weight=max(t.weight for t in found))
+
+
+def _used(snap: Snapshot, words: Sequence[str], pool: Sequence[SentenceTerms] = ()) -> list[_Word]:
+    """``words`` the articles use (or a sentence of ``pool`` has in another form), one per stem, in order."""
+    out: dict[str, _Word] = {}
+    unseen = _unseen(snap)
+    for word in words:
+        w = _word(snap, word)
+        if w.stem not in out and (w.weight < unseen or any(_match(w, s) for s in pool)):
+            out[w.stem] = w
+    return list(out.values())
+
+
+def _unseen(snap: Snapshot) -> float:
+    """The weight of a word no sentence has."""
+    return _idf(snap.bm25.sentence_frequency("")[1], 0)
+
+
 def match(word: _Word, s: SentenceTerms) -> float:
-    """How well one question word is found in one sentence, in [0, 1] (see the module docstring)."""
+    """How well one question word is found in one sentence, in [0, 1] (see the module docstring); a
+    cross-language word by itself (a cognate) or by its best translation."""
+    found = _match(word, s)
+    for t in word.translations:
+        if found == 1.0:
+            break
+        found = max(found, _match(t, s))
+    return found
+
+
+def _match(word: _Word, s: SentenceTerms) -> float:
     if word.stem in s.stems:
         return 1.0
     if len(word.stem) < _MIN_PARTIAL_LEN:
@@ -166,7 +226,7 @@ def _word(snap: Snapshot, word: str, name: bool = False) -> _Word:
     stem = snap.bm25.analyzer.stems([word])[0]
     df, sentences = snap.bm25.sentence_frequency(stem)
     roots = _participle_roots(word) if snap.bm25.analyzer.language == "de" and not df else ()
-    return _Word(stem, frozenset(grams(spelling(word))), _idf(sentences, df), roots, name)
+    return _Word(stem, frozenset(grams(spelling(word))), _idf(sentences, df), roots, name, surface=word)
 
 
 def _participle_roots(word: str) -> tuple[str, ...]:

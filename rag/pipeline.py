@@ -19,9 +19,11 @@ from rag.answering import ComposerConfig, compose
 from rag.corpus import CorpusWriter
 from rag.embedding import Embedder, create_embedder
 from rag.errors import BadRequestError, DocumentExistsError, DocumentNotFoundError, IndexError_
+from rag.evidence import translated_query
 from rag.followup import Turn, resolve_question
 from rag.indexing import BuildReport, build_index
 from rag.language import detect_language
+from rag.lexicon import Lexicon, NoLexicon, Translate, load_lexicon
 from rag.loading import doc_id_for
 from rag.retrieval import RetrievalConfig, retrieve
 from rag.settings import Settings
@@ -41,6 +43,7 @@ class Query:
     vector: np.ndarray
     language: str
     hits: list[Hit]
+    translate: Translate | None = None  # the question's words into the articles' language, if it differs
 
 
 class Pipeline:
@@ -68,6 +71,7 @@ class Pipeline:
             cross_abstain_threshold=settings.cross_abstain_threshold,
         )
         self.corpus = CorpusWriter(Path(settings.corpus_dir))
+        self.lexicon: Lexicon = load_lexicon(settings.lexicon)
         self._snap: Snapshot | None = None
         self._update_lock = threading.Lock()
         self._model_loaded = False
@@ -77,7 +81,13 @@ class Pipeline:
     def warm_up(self, progress: bool = False) -> BuildReport:
         """Load the model and bring the index up to date with the corpus (built if missing)."""
         self.load_model()
-        return self.update_index(progress=progress)
+        report = self.update_index(progress=progress)
+        corpus = self.snapshot.bm25.analyzer.language
+        other = "en" if corpus == "de" else "de"
+        # compiling the word list takes seconds once per machine: in the background, so that serving starts
+        # (a question in the other language arriving meanwhile waits for it)
+        threading.Thread(target=self.lexicon.prepare, args=(other, corpus), daemon=True).start()
+        return report
 
     def load_model(self) -> None:
         self.embedder.warm_up()
@@ -116,7 +126,9 @@ class Pipeline:
         started = time.perf_counter()
         q = self.search(snap, question, max(k, self.composer.context_chunks), history)
         retrieved = time.perf_counter()
-        answer = compose(snap, question, q.query_text, q.vector, q.hits, k, q.language, self.composer)
+        answer = compose(
+            snap, question, q.query_text, q.vector, q.hits, k, q.language, self.composer, q.translate
+        )
         done = time.perf_counter()
         timings = {
             "retrieve": round((retrieved - started) * 1000, 2),
@@ -132,8 +144,17 @@ class Pipeline:
         vector = self.embedder.embed_queries([query_text])[0]
         # the corpus language is the analyser's (chosen at build time), not recounted per question
         language = detect_language(question, default=snap.bm25.analyzer.language)
-        hits = retrieve(snap, query_text, vector, depth, self.retrieval, language)
-        return Query(query_text, vector, language, hits)
+        translate = self.translator(language, snap.bm25.analyzer.language)
+        lexical = translated_query(snap, query_text, translate) if translate else query_text
+        hits = retrieve(snap, query_text, vector, depth, self.retrieval, language, lexical)
+        return Query(query_text, vector, language, hits, translate)
+
+    def translator(self, source: str, target: str) -> Translate | None:
+        """Word translations from the question's language into the articles', when the two differ."""
+        if source == target or isinstance(self.lexicon, NoLexicon):
+            return None
+        lexicon = self.lexicon
+        return lambda word: lexicon.translations(word, source, target)
 
     # --- the corpus
     def documents(self) -> list[Document]:

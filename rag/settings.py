@@ -56,9 +56,14 @@ class Settings(BaseSettings):
         0.3, ge=0.0, le=1.0, description="Weight of the dense retriever in fusion (lexical gets 1 - w)."
     )
     cross_dense_weight: float = Field(
-        0.6, ge=0.0, le=1.0, description="Dense weight for questions in another language than the corpus."
+        0.45, ge=0.0, le=1.0, description="Dense weight for questions in another language than the corpus."
     )
     rrf_k: int = Field(60, ge=1, description="Rank offset for reciprocal rank fusion.")
+    lexicon: str = Field(
+        "auto",
+        description="German-English word list for questions in the other language: auto = Debian's "
+        "trans-de-en if installed, none, or a file path.",
+    )
 
     # --- answering
     max_sentences: int = Field(3, ge=1, le=3, description="Sentences in an answer.")

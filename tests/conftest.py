@@ -38,6 +38,14 @@ def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _lexicon_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Word lists (rag.lexicon) compile into a folder of this session, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture
 def seed_corpus(tmp_path: Path) -> Path:
     """A private copy of the default corpus (the two seed articles with their front matter)."""
@@ -48,7 +56,8 @@ def seed_corpus(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fake_settings(seed_corpus: Path, tmp_path: Path) -> Settings:
-    return Settings(corpus_dir=seed_corpus, index_dir=tmp_path / "index", model="test:words")
+    # no word list: tests of the fake pipeline do not depend on a system package (test_lexicon gives one)
+    return Settings(corpus_dir=seed_corpus, index_dir=tmp_path / "index", model="test:words", lexicon="none")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rag.abstention import FEATURES, Logistic, answer_probability, question_features
+from rag.abstention import FEATURES, MODEL_NAMES, Logistic, answer_probability, question_features
 from rag.abstention_weights import MODELS
 from rag.evidence import QuestionTerms, _Word
 
@@ -49,7 +49,7 @@ def test_logistic_probability() -> None:
 
 
 def test_shipped_models_match_the_features_and_prefer_covered_questions() -> None:
-    assert set(MODELS) == {"same", "cross"}
+    assert set(MODELS) == set(MODEL_NAMES)
     for model in MODELS.values():
         assert len(model.coef) == len(FEATURES)
     terms = _terms(("veto", 2.0, False), ("gremium", 2.0, False))
@@ -57,9 +57,9 @@ def test_shipped_models_match_the_features_and_prefer_covered_questions() -> Non
     covered = question_features(x, np.array([[1.0, 1.0]]), terms, np.array([0.97]), 0)
     x_half = np.array([[0.5, 0.4, 0.4, 1.0, 0.0]])
     half = question_features(x_half, np.array([[1.0, 0.0]]), terms, np.array([0.62]), 0)
-    for cross in (False, True):
-        assert answer_probability(covered, cross) > answer_probability(half, cross)
-        assert 0.0 <= answer_probability(half, cross) <= 1.0
+    for cross, translated in ((False, True), (True, True), (True, False)):
+        assert answer_probability(covered, cross, translated) > answer_probability(half, cross, translated)
+        assert 0.0 <= answer_probability(half, cross, translated) <= 1.0
 
 
 def test_calibrate_writes_a_module_that_loads_as_the_shipped_one() -> None:

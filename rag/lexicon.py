@@ -1,0 +1,263 @@
+"""A bilingual word list for questions in another language than the articles (English over German).
+
+The bundled embedding model is English, so an English question over German articles meets the text only
+through names, numbers, cognates (n-grams: ``sanctions``/``Sanktionen``) and weak cross-language vectors.
+Every other English word used to be left out of the match, which made "What is the population of North
+Korea?" look like "North Korea" to the composer. With a word list, ``population`` becomes ``Bevölkerung``,
+``Population``, ``Einwohnerzahl`` ...: retrieval searches for them and the composer finds (or misses) them
+like the German words of a German question.
+
+The list is Ding's German-English dictionary (TU Chemnitz, GPL-2+, ~200,000 entries), which Debian ships
+as the package ``trans-de-en`` (``/usr/share/trans/de-en``; the Makefile installs it where apt is
+available). It is read from there at run time, not copied into this project. No dictionary of that size
+and quality is on PyPI, and translation models on PyPI fetch their weights from the network.
+
+Only single-word pairs are taken: each line of the file is ``German :: English``, both sides split by
+``|`` into aligned sub-entries (headword, plural, phrases) and by ``;`` into synonyms; annotations
+(``{f}``, ``[Am.]``, ``(...)``, ``/abbr./``) and placeholders (``jdm.``, ``etw.``, ``to``, ``sb.``) are
+dropped first, so ``jdm. mit etw. drohen {vi}`` pairs ``drohen`` with ``to threaten sb. with sth.``. A pair
+scores one point per sub-entry it occurs in, plus one each for being the entry's headword, the first
+German synonym and the first English synonym; a word keeps its ``KEEP`` best translations, looked up by
+itself, then by its stem (``deliveries`` also finds what ``delivery`` found).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import Stemmer
+
+from rag.errors import ConfigError
+from rag.lexical import fold
+
+log = logging.getLogger(__name__)
+
+DING_PATH = Path("/usr/share/trans/de-en")
+KEEP = 8  # translations kept per word, best first
+_CACHE_VERSION = 1  # of the compiled format and the rules of ding_pairs: a change recompiles
+_ANNOTATION = re.compile(r"\{[^}]*\}|\[[^\]]*\]|\([^)]*\)|/[^/|]+/|<[^>]*>")
+_WORD = re.compile(r"^[^\W\d_]+(?:-[^\W\d_]+)*$")
+_PLACEHOLDERS = {  # dropped from a synonym before it is taken as one word
+    "de": frozenset(("jdm.", "jdn.", "jds.", "jd.", "etw.", "sich", "ein", "eine", "einen", "einem", "einer"))
+    | frozenset(("der", "die", "das", "dem", "den", "des", "mit", "an", "auf", "für", "gegen", "über"))
+    | frozenset(("von", "zu", "in", "um", "aus", "bei", "nach", "vor")),
+    "en": frozenset(("to", "sb.", "sth.", "sb's", "sth's", "one's", "oneself", "sb./sth.", "a", "an", "the"))
+    | frozenset(("with", "on", "of", "for", "at", "by", "from", "in", "into")),
+}
+_STEMMERS = {"de": "german", "en": "english"}
+
+Translate = Callable[[str], Sequence[str]]  # a folded word of the question -> folded words of the articles
+
+
+class Lexicon(Protocol):
+    def translations(self, word: str, source: str, target: str) -> tuple[str, ...]:
+        """Folded ``target``-language words for the folded ``source``-language ``word``, best first."""
+        ...
+
+    def prepare(self, source: str, target: str) -> None:
+        """Do now whatever the first lookup from ``source`` into ``target`` would do (load, compile)."""
+        ...
+
+
+class NoLexicon:
+    """No word list: cross-language questions match by names, numbers and cognates only."""
+
+    def translations(self, word: str, source: str, target: str) -> tuple[str, ...]:
+        return ()
+
+    def prepare(self, source: str, target: str) -> None:
+        pass
+
+
+class WordList:
+    """Single-word translations from one language into another, looked up by the word, then by its stem.
+
+    Each word's translations are kept as one tab-joined string (the full Ding list in one direction takes
+    about 40 MB so, against 100 MB as tuples)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str, float]], source: str, target: str) -> None:
+        """``pairs`` are ``(source word, target word, score)``; a repeated pair adds up its scores."""
+        self.source, self.target = source, target
+        self._stemmer = Stemmer.Stemmer(_STEMMERS[source])
+        by_word: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for a, b, score in pairs:
+            by_word[fold(a)][fold(b)] += score
+        by_stem: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for word, found in by_word.items():
+            stem = self._stemmer.stemWord(word)
+            for w, score in found.items():
+                by_stem[stem][w] += score
+        self._words, self._stems = _best(by_word), _best(by_stem)
+        self._lock = threading.Lock()
+
+    def translations(self, word: str, source: str, target: str) -> tuple[str, ...]:
+        if (source, target) != (self.source, self.target):
+            return ()
+        word = fold(word)
+        with self._lock:  # PyStemmer objects are not thread-safe
+            stem = self._stemmer.stemWord(word)
+        found = [
+            w
+            for joined in (self._words.get(word), self._stems.get(stem))
+            if joined
+            for w in joined.split("\t")
+        ]
+        return tuple(dict.fromkeys(found))[:KEEP]
+
+    def prepare(self, source: str, target: str) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self._words)
+
+    def rows(self) -> Iterable[tuple[str, str, str]]:
+        """``(kind, key, tab-joined translations)`` rows, kind ``w`` (key a word) or ``s`` (a stem)."""
+        yield from (("w", k, v) for k, v in self._words.items())
+        yield from (("s", k, v) for k, v in self._stems.items())
+
+
+def _best(table: dict[str, dict[str, float]]) -> dict[str, str]:
+    return {
+        word: "\t".join(w for w, _ in sorted(found.items(), key=lambda p: (-p[1], p[0]))[:KEEP])
+        for word, found in table.items()
+    }
+
+
+def ding_pairs(lines: Iterable[str]) -> Iterable[tuple[str, str, float]]:
+    """The single-word ``(German, English, score)`` pairs of a Ding dictionary file (module docstring)."""
+    for line in lines:
+        if line.startswith("#") or " :: " not in line:
+            continue
+        german, english = line.rstrip("\n").split(" :: ", 1)
+        de_parts = _ANNOTATION.sub(" ", german).split("|")
+        en_parts = _ANNOTATION.sub(" ", english).split("|")
+        if len(de_parts) != len(en_parts):
+            continue
+        for k, (de, en) in enumerate(zip(de_parts, en_parts, strict=True)):
+            de_words = _single_words(de, "de")
+            if not de_words:
+                continue
+            for j, e in _single_words(en, "en"):
+                for i, d in de_words:
+                    yield d, e, 1.0 + (k == 0) + (i == 0) + (j == 0)
+
+
+def _single_words(part: str, language: str) -> list[tuple[int, str]]:
+    """The synonyms of one sub-entry that are one word once placeholders are gone, with their position."""
+    skip = _PLACEHOLDERS[language]
+    out = []
+    for i, synonym in enumerate(part.split(";")):
+        words = [w for w in synonym.split() if w not in skip]
+        if len(words) == 1 and _WORD.match(words[0]):
+            out.append((i, words[0]))
+    return out
+
+
+def default_cache_dir() -> Path:
+    """Where compiled word lists are kept: ``$XDG_CACHE_HOME/rag``, else ``~/.cache/rag``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag"
+
+
+def load_lexicon(setting: str, cache_dir: Path | None = None) -> Lexicon:
+    """The word list ``RAG_LEXICON`` names: ``auto`` (Ding's file where Debian puts it, else none), ``none``,
+    or the path of a file in Ding's format; compiled word lists are kept in ``cache_dir``."""
+    if setting.lower() in ("none", "off", ""):
+        return NoLexicon()
+    path = DING_PATH if setting.lower() == "auto" else Path(setting)
+    if not path.is_file():
+        if setting.lower() != "auto":
+            raise ConfigError(f"RAG_LEXICON: no word list at {path} (auto, none, or a file in Ding's format)")
+        log.info("no bilingual word list at %s: English questions match names and cognates only", path)
+        return NoLexicon()
+    return CachedLexicon(path, cache_dir or default_cache_dir())
+
+
+class CachedLexicon:
+    """A Ding file compiled once per direction into an SQLite file in ``cache_dir``, then looked up there.
+
+    Compiling reads the whole file (about 3 s and 200 MB while it runs); a lookup afterwards is one indexed
+    query and the word list costs no memory, so a server or a CLI call pays for it once per machine, not
+    per start. The cache file is named after the source file's size and modification time, so an updated
+    dictionary is compiled anew; where the cache folder cannot be written, it is compiled into memory."""
+
+    def __init__(self, path: Path, cache_dir: Path) -> None:
+        self.path = path
+        stat = path.stat()
+        self.db_path = cache_dir / f"{path.name}-{stat.st_size}-{stat.st_mtime_ns}-v{_CACHE_VERSION}.sqlite"
+        self._db: sqlite3.Connection | None = None
+        self._ready: set[str] = set()
+        self._stemmers: dict[str, Stemmer.Stemmer] = {}
+        self._lock = threading.Lock()
+
+    def translations(self, word: str, source: str, target: str) -> tuple[str, ...]:
+        if {source, target} != {"de", "en"}:
+            return ()
+        direction = f"{source}-{target}"
+        with self._lock:  # one connection and PyStemmer objects, neither thread-safe
+            db = self._connect(direction)
+            word = fold(word)
+            stem = self._stemmers.setdefault(source, Stemmer.Stemmer(_STEMMERS[source])).stemWord(word)
+            found: list[str] = []
+            for kind, key in (("w", word), ("s", stem)):
+                row = db.execute(
+                    "SELECT words FROM words WHERE direction = ? AND kind = ? AND key = ?",
+                    (direction, kind, key),
+                ).fetchone()
+                if row:
+                    found.extend(row[0].split("\t"))
+        return tuple(dict.fromkeys(found))[:KEEP]
+
+    def prepare(self, source: str, target: str) -> None:
+        if {source, target} == {"de", "en"}:
+            with self._lock:
+                self._connect(f"{source}-{target}")
+
+    def _connect(self, direction: str) -> sqlite3.Connection:
+        """The open cache, with ``direction`` compiled into it (caller holds the lock)."""
+        if self._db is None:
+            try:
+                self.db_path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.db_path, check_same_thread=False)
+                self._db.execute("PRAGMA user_version")  # fails here, not mid-compile, if unreadable
+            except (OSError, sqlite3.Error) as e:
+                log.warning("cannot keep the word list in %s (%s): compiling it into memory", self.db_path, e)
+                self._db = sqlite3.connect(":memory:", check_same_thread=False)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS words (direction TEXT, kind TEXT, key TEXT, words TEXT,"
+                " PRIMARY KEY (direction, kind, key))"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS compiled (direction TEXT PRIMARY KEY, words INTEGER)"
+            )
+            self._ready = {r[0] for r in self._db.execute("SELECT direction FROM compiled")}
+        if direction not in self._ready:
+            source, target = direction.split("-")
+            started = time.perf_counter()
+            with self.path.open(encoding="utf-8") as f:
+                pairs = ((e, d, s) if source == "en" else (d, e, s) for d, e, s in ding_pairs(f))
+                words = WordList(pairs, source, target)
+            with self._db:  # one transaction: a crash leaves the direction uncompiled, not half-written
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO words VALUES (?, ?, ?, ?)",
+                    ((direction, kind, key, joined) for kind, key, joined in words.rows()),
+                )
+                self._db.execute("INSERT OR REPLACE INTO compiled VALUES (?, ?)", (direction, len(words)))
+            self._ready.add(direction)
+            log.info(
+                "compiled %s (%s) into %s: %d words in %.1f s",
+                self.path,
+                direction,
+                self.db_path,
+                len(words),
+                time.perf_counter() - started,
+            )
+        return self._db

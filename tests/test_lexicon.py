@@ -1,0 +1,137 @@
+"""The bilingual word list: parsing Ding's format, lookups, the compiled cache, and its use in matching."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from rag import lexicon as lexicon_module
+from rag.errors import ConfigError
+from rag.evidence import match, question_terms, sentence_terms, translated_query
+from rag.lexicon import CachedLexicon, NoLexicon, WordList, ding_pairs, load_lexicon
+from rag.pipeline import Pipeline, build_pipeline
+from rag.settings import Settings
+from rag.testing import WordsEmbedder
+
+SAMPLE = Path(__file__).parent / "data" / "ding-sample.txt"
+
+
+def _pairs() -> list[tuple[str, str, float]]:
+    return list(ding_pairs(SAMPLE.read_text(encoding="utf-8").splitlines()))
+
+
+def test_ding_pairs_align_sub_entries_and_drop_annotations_and_placeholders() -> None:
+    pairs = {(d, e): score for d, e, score in _pairs()}
+    # headword, first German synonym, first English synonym: 1 + 1 + 1 + 1
+    assert pairs[("Bevölkerung", "population")] == 4.0
+    assert pairs[("Einwohnerschaft", "populace")] == 2.0  # headword only
+    # "(gegen etw.)" and "{n}" go, "jdm. mit etw." and "to ... sb. with sth." too
+    assert ("Veto", "veto") in pairs and ("drohen", "threaten") in pairs and ("androhen", "threaten") in pairs
+    assert pairs[("gedroht", "threatened")] == 3.0  # third sub-entry: not the headword
+    assert ("Waffen", "arms") in pairs and ("Hauptstadt", "capital") in pairs
+    # multi-word synonyms ("capital city", "ländliche Bevölkerung") give no pair; neither do lines whose
+    # sides have a different number of sub-entries, nor comments
+    assert not any(e in ("city", "rural", "unmatched") or d == "ländliche" for d, e in pairs)
+    assert not any("#" in d for d, _ in pairs)
+
+
+def test_word_list_looks_up_words_then_stems_in_either_direction() -> None:
+    en_de = WordList(((e, d, s) for d, e, s in _pairs()), "en", "de")
+    # its own translation first (folded), then those of words with its stem ("populace": "popul")
+    assert en_de.translations("population", "en", "de") == ("bevolkerung", "einwohnerschaft")
+    assert en_de.translations("threatens", "en", "de")[:2] == ("drohen", "androhen")  # by stem
+    assert "gedroht" in en_de.translations("Threatened", "en", "de")  # the word, then its stem's
+    assert en_de.translations("unknown", "en", "de") == ()
+    assert en_de.translations("population", "de", "en") == ()  # built for one direction
+    de_en = WordList(_pairs(), "de", "en")
+    assert de_en.translations("Bevölkerung", "de", "en") == ("population", "populace")
+    assert de_en.translations("Waffen", "de", "en") == ("weapons", "arms", "weapon")
+
+
+def test_compiled_cache_is_reused_and_falls_back_to_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = CachedLexicon(SAMPLE, tmp_path / "cache")
+    assert first.translations("population", "en", "de")[0] == "bevolkerung"
+    assert first.db_path.is_file()
+
+    def no_parsing(lines: object) -> object:
+        raise AssertionError("the compiled list should be read, not the dictionary")
+
+    monkeypatch.setattr(lexicon_module, "ding_pairs", no_parsing)
+    second = CachedLexicon(SAMPLE, tmp_path / "cache")
+    assert second.translations("population", "en", "de") == first.translations("population", "en", "de")
+    assert second.translations("veto", "fr", "de") == ()  # a pair the file does not hold
+    monkeypatch.undo()
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="rag.lexicon"):
+        in_memory = CachedLexicon(SAMPLE, blocked)
+        assert in_memory.translations("veto", "en", "de")[:2] == ("einspruch", "veto")
+    assert "compiling it into memory" in caplog.text
+
+
+def test_load_lexicon_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(load_lexicon("none"), NoLexicon)
+    assert isinstance(load_lexicon(str(SAMPLE), tmp_path), CachedLexicon)
+    with pytest.raises(ConfigError, match="no word list"):
+        load_lexicon(str(tmp_path / "missing.txt"))
+    monkeypatch.setattr(lexicon_module, "DING_PATH", tmp_path / "not-installed")
+    assert isinstance(load_lexicon("auto"), NoLexicon)  # auto without Debian's package: none, no error
+
+
+@pytest.fixture
+def translating(seed_corpus: Path, tmp_path: Path) -> Pipeline:
+    settings = Settings(
+        corpus_dir=seed_corpus, index_dir=tmp_path / "index", model="test:words", lexicon=str(SAMPLE)
+    )
+    pipeline = build_pipeline(settings, WordsEmbedder())
+    pipeline.warm_up()
+    return pipeline
+
+
+def test_english_words_are_matched_by_their_translations(translating: Pipeline) -> None:
+    snap = translating.snapshot
+    translate = translating.translator("en", "de")
+    assert translate is not None and translating.translator("de", "de") is None
+    # the seed article: "... schwerwiegende humanitäre Folgen für die Bevölkerung Nordkoreas ..."
+    row = next(
+        r for r in range(len(snap.sentences)) if "Bevölkerung Nordkoreas" in sentence_terms(snap, r).text
+    )
+    sentence = sentence_terms(snap, row)
+    terms = question_terms(snap, "What is the population of North Korea?", [sentence], True, translate)
+    population = next(w for w in terms.words if w.surface == "population")
+    assert [t.surface for t in population.translations] == ["bevolkerung"]  # einwohnerschaft: not used
+    assert match(population, sentence) == 1.0
+    # without the word list the same word has nothing to be found by and is left out
+    bare = question_terms(snap, "What is the population of North Korea?", [sentence], True)
+    assert "population" not in [w.surface for w in bare.words]
+    # retrieval searches for the translations the articles use ("einwohnerschaft" is not searched for),
+    # and the two best of a word whose translations they never use (n-grams may find another form of them);
+    # such a word keeps its weight as a word found nowhere ("capital": no "Hauptstadt" in the seed articles)
+    query = translated_query(snap, "What is the capital and population?", translate)
+    assert query == "What is the capital and population? hauptstadt hauptstadte bevolkerung"
+    capital = question_terms(snap, "What is the capital?", [sentence], True, translate).words[0]
+    assert capital.surface == "capital" and not capital.translations and match(capital, sentence) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("question", "evidence"),
+    [
+        ("What is the population of North Korea?", "Bevölkerung Nordkoreas"),
+        ("Who is the Russian ambassador?", "UN-Botschafter Wassili Nebensja"),
+    ],
+)
+def test_translations_lead_an_english_question_to_its_sentence(
+    translating: Pipeline, seed_corpus: Path, question: str, evidence: str
+) -> None:
+    answer = translating.ask(question)
+    assert answer.language == "en" and not answer.abstained
+    assert evidence in answer.citations[0].quote
+    # the same pipeline without the word list finds another sentence, or none it trusts
+    plain = build_pipeline(translating.settings.model_copy(update={"lexicon": "none"}), WordsEmbedder())
+    without = plain.ask(question)
+    assert without.abstained or evidence not in without.citations[0].quote

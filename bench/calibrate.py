@@ -27,9 +27,8 @@ from bench.common import ROOT, XQUAD_DE, XQUAD_EN
 from rag import abstention_weights as weights
 from rag.abstention import FEATURES, MODEL_NAMES, Logistic
 from rag.answering import score_sentences
-from rag.evidence import sentence_terms
+from rag.evaluation import gold_excluder, still_answered
 from rag.lexicon import NoLexicon
-from rag.metrics import contains_any
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 from rag.squad import Question, load_squad, read_json, write_corpus
@@ -49,12 +48,6 @@ def samples(pipeline: Pipeline, questions: Sequence[Question]) -> tuple[np.ndarr
     groups: list[str] = []
     for question in questions:
         q = pipeline.search(snap, question.text, max(10, cfg.context_chunks))
-        para = question.gold.paragraph
-
-        def in_paragraph(row: int, para=para) -> bool:  # type: ignore[no-untyped-def]
-            s = snap.sentences[row]
-            return snap.sentence_doc[row] == para.doc_id and s.start < para.end and s.end > para.start
-
         full = score_sentences(
             snap, question.text, q.query_text, q.vector, q.hits, cfg, q.language, translate=q.translate
         )
@@ -62,17 +55,16 @@ def samples(pipeline: Pipeline, questions: Sequence[Question]) -> tuple[np.ndarr
             continue
         rows.append(full.features)
         labels.append(1)
-        groups.append(para.doc_id)
+        groups.append(question.gold.paragraph.doc_id)
+        hidden = gold_excluder(snap, question)
         removed = score_sentences(
-            snap, question.text, q.query_text, q.vector, q.hits, cfg, q.language, in_paragraph, q.translate
+            snap, question.text, q.query_text, q.vector, q.hits, cfg, q.language, hidden, q.translate
         )
-        still = any(
-            contains_any(sentence_terms(snap, s.index).text, question.gold.texts) for s in removed.sentences
-        )
+        still = still_answered(snap, [s.index for s in removed.sentences], question)
         if removed.sentences and not still:
             rows.append(removed.features)
             labels.append(0)
-            groups.append(para.doc_id)
+            groups.append(question.gold.paragraph.doc_id)
     return np.array(rows), np.array(labels), np.array(groups)
 
 

@@ -100,11 +100,15 @@ def compose(
     language: str,
     cfg: ComposerConfig,
     translate: Translate | None = None,
+    exclude: Callable[[int], bool] | None = None,
 ) -> Answer:
     """Build the answer for ``question``; ``query_text`` is what retrieval used (it may add history),
-    ``translate`` gives a word of a question in another language its translations (:mod:`rag.lexicon`)."""
+    ``translate`` gives a word of a question in another language its translations (:mod:`rag.lexicon`),
+    ``exclude`` leaves sentence rows out of the candidates (``rag eval --without-gold``)."""
     passages = tuple(_passage(snap, h) for h in hits[:top_k])
-    ranking = score_sentences(snap, question, query_text, query_vector, hits, cfg, language, None, translate)
+    ranking = score_sentences(
+        snap, question, query_text, query_vector, hits, cfg, language, exclude, translate
+    )
     confidence = round(ranking.confidence, 4)
     chosen = select(ranking, cfg)
     if not chosen:
@@ -118,7 +122,7 @@ def candidates(
     snap: Snapshot, hits: list[Hit], cfg: ComposerConfig, exclude: Callable[[int], bool] | None = None
 ) -> list[tuple[int, Hit]]:
     """The non-heading sentences of the best ``context_chunks`` hits, each once, with the hit it came from;
-    ``exclude`` leaves out sentence rows (``bench.calibrate`` removes a question's gold paragraph)."""
+    ``exclude`` leaves out sentence rows (a question's gold paragraph: ``rag eval --without-gold``)."""
     seen: set[int] = set()
     out: list[tuple[int, Hit]] = []
     for hit in hits[: cfg.context_chunks]:

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -78,6 +79,9 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # `rag serve` warms the pipeline before binding the port; otherwise do it here, off the event loop.
         await asyncio.to_thread(pipe.load_model if pipe.ready else pipe.warm_up)
+        # the word list compiles once per machine, in seconds: serve meanwhile (an English question that
+        # arrives first waits for it)
+        threading.Thread(target=pipe.prepare_lexicon, name="lexicon", daemon=True).start()
         app.state.started = True
         log.info("ready: %d documents, %d chunks", len(pipe.snapshot.documents), len(pipe.snapshot.chunks))
         yield

@@ -164,6 +164,13 @@ WorkDirOpt = Annotated[
 HistoryOpt = Annotated[
     bool, typer.Option("--history", help="Also ask each question after the one before it (a chat).")
 ]
+WithoutGoldOpt = Annotated[
+    bool,
+    typer.Option(
+        "--without-gold",
+        help="Also ask each question with its gold paragraph hidden: how often the bot then abstains.",
+    ),
+]
 
 
 @app.command(name="eval")
@@ -176,6 +183,7 @@ def eval_(
     output: OutputOpt = Path("eval-report.json"),
     work_dir: WorkDirOpt = None,
     history: HistoryOpt = False,
+    without_gold: WithoutGoldOpt = False,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     verbose: VerboseOpt = False,
@@ -191,8 +199,10 @@ def eval_(
         parallel = squad.read_json(questions) if questions else None
         nope = [q.text for q in extra if q.answer is None]
         squad_set = squad.load_squad(data, parallel)
-        report = evaluate_squad(squad_set, settings, limit, seed, work_dir, nope, history)
+        report = evaluate_squad(squad_set, settings, limit, seed, work_dir, nope, history, without_gold)
     else:
+        if without_gold:
+            raise typer.BadParameter("--without-gold needs a SQuAD file (gold paragraphs)")
         asked = squad.sample(squad.load_question_set(data), limit, seed) + extra
         report = evaluate_question_set(asked, settings, squad.load_followups(data))
     report = {"file": str(file), "questions_file": str(questions) if questions else None, **report}

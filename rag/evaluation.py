@@ -4,8 +4,14 @@ A SQuAD-format file is written to a temporary corpus (see :mod:`rag.squad`), ind
 every question is asked through :meth:`Pipeline.ask`, the call the API makes, for the top 10 passages (the
 answer itself does not depend on how many passages are returned). A question set is asked against an
 existing corpus folder. With unanswerable questions, the report also shows the abstention threshold's
-trade-off: everything is asked once more with abstention off, and each threshold is applied to the answer's
-confidence, which is exactly the rule the composer abstains by.
+trade-off: the answerable questions are asked once more with abstention off (to judge every answer), and each
+threshold is applied to the answers' confidence, which is exactly the rule the composer abstains by.
+
+Without a file of unanswerable questions, ``--without-gold`` makes them from the answerable ones: each is
+asked once more with the sentences of its gold paragraph hidden from the answer composer (retrieval still
+sees the whole corpus, and the rest of the article stays, so it is a close-topic question the articles no
+longer answer; skipped when another candidate sentence still contains the answer). ``bench.calibrate`` fits
+the abstention models on the same construction.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rag.answering import candidates, compose
+from rag.evidence import sentence_terms
 from rag.followup import Turn
 from rag.metrics import Cited, Judged, Region, Trial, contains_any, judge, summarize, sweep
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 from rag.squad import FollowUp, Question, SetQuestion, SquadSet, sample, write_corpus
+from rag.store import Snapshot
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
@@ -81,10 +90,12 @@ def evaluate_squad(
     work_dir: Path | None = None,
     unanswerable: Sequence[str] = (),
     history: bool = False,
+    without_gold: bool = False,
 ) -> dict[str, Any]:
     """Index the file's articles, ask (a sample of) its questions, and return the report. With ``history``
     every question is asked once more after the one before it (a chat that moves on to a new question),
-    which must not change how well it is answered."""
+    which must not change how well it is answered; with ``without_gold`` once more with its gold paragraph
+    hidden (module docstring)."""
     questions = sample(squad.questions, limit, seed)
     with work_folder(work_dir) as folder:
         originals = write_corpus(squad.articles, folder / "corpus")
@@ -98,13 +109,20 @@ def evaluate_squad(
                 [judge_answer(q, a, ms, originals) for q, (a, ms) in zip(questions, answers, strict=True)]
             ),
         }
+
+        def is_right(i: int, a: Answer) -> bool:
+            return not a.abstained and contains_any(_quoted(a), questions[i].gold.texts)
+
+        texts, given = [q.text for q in questions], [a for a, _ in answers]
         if unanswerable:
-
-            def is_right(i: int, a: Answer) -> bool:
-                return not a.abstained and contains_any(_quoted(a), questions[i].gold.texts)
-
-            texts, given = [q.text for q in questions], [a for a, _ in answers]
-            report["abstention"] = _abstention(pipeline, texts, given, is_right, unanswerable)
+            asked = [a for a, _ in ask_all(pipeline, unanswerable)]
+            report["abstention"] = _abstention(pipeline, texts, given, is_right, asked)
+        if without_gold:
+            hidden = [a for a in (ask_without_gold(pipeline, q) for q in questions) if a is not None]
+            report["without_gold"] = {
+                "skipped": len(questions) - len(hidden),
+                **_abstention(pipeline, texts, given, is_right, hidden),
+            }
         if history:
             chats = [
                 _chat(questions[i - 1].text, answers[i - 1][0]) if i else [] for i in range(len(questions))
@@ -134,7 +152,8 @@ def evaluate_question_set(
 
     report = _setup(pipeline, len(questions))
     texts = [q.text for q in answerable]
-    report["abstention"] = _abstention(pipeline, texts, answers, is_right, unanswerable)
+    asked = [a for a, _ in ask_all(pipeline, unanswerable)]
+    report["abstention"] = _abstention(pipeline, texts, answers, is_right, asked)
     if followups:
         report["followups"] = _followups(pipeline, followups)
     report["failures"] = [
@@ -173,14 +192,15 @@ def _abstention(
     answerable: Sequence[str],
     answers: Sequence[Answer],
     is_right: Callable[[int, Answer], bool],
-    unanswerable: Sequence[str],
+    asked: Sequence[Answer],
 ) -> dict[str, Any]:
-    """Rates at the configured threshold, as asked, and the sweep, from asking again with abstention off.
+    """Rates at the configured thresholds, as asked, and the sweep over thresholds.
 
     ``answers[i]`` is the configured pipeline's answer to ``answerable[i]``; ``is_right(i, answer)`` judges
-    an answer to it.
+    an answer to it; ``asked`` are its answers to questions the articles do not answer. An answer's
+    confidence does not depend on the threshold, so only the answerable questions are asked again, with
+    abstention off, to judge the answers a lower threshold would give.
     """
-    asked = [a for a, _ in ask_all(pipeline, unanswerable)]
     settings = pipeline.settings
     off_settings = settings.model_copy(update={"abstain_threshold": 0.0, "cross_abstain_threshold": 0.0})
     off = build_pipeline(off_settings, pipeline.embedder)
@@ -190,7 +210,7 @@ def _abstention(
         (a.language, Trial(a.confidence, True, is_right(i, a)))
         for i, (a, _) in enumerate(ask_all(off, answerable))
     ]
-    trials += [(a.language, Trial(a.confidence, False, False)) for a, _ in ask_all(off, unanswerable)]
+    trials += [(a.language, Trial(a.confidence, False, False)) for a in asked]
     report: dict[str, Any] = {
         **_given(answers, asked),
         "threshold": settings.abstain_threshold,
@@ -200,12 +220,52 @@ def _abstention(
             lang: _given([a for a in answers if a.language == lang], [a for a in asked if a.language == lang])
             for lang in sorted({a.language for a in (*answers, *asked)})
         },
-        # the composer applies one threshold to questions in the articles' language, another to the rest
-        "sweep": sweep([t for g, t in trials if g == articles], SWEEP),
     }
-    if any(g != articles for g, _ in trials):
-        report["sweep_cross"] = sweep([t for g, t in trials if g != articles], SWEEP)
+    # the composer applies one threshold to questions in the articles' language, another to the rest
+    for key, same in (("sweep", True), ("sweep_cross", False)):
+        group = [t for g, t in trials if (g == articles) == same]
+        if group:
+            report[key] = sweep(group, SWEEP)
     return report
+
+
+def gold_excluder(snap: Snapshot, question: Question) -> Callable[[int], bool]:
+    """Whether a sentence row lies in the question's gold paragraph."""
+    para = question.gold.paragraph
+
+    def inside(row: int) -> bool:
+        s = snap.sentences[row]
+        return snap.sentence_doc[row] == para.doc_id and s.start < para.end and s.end > para.start
+
+    return inside
+
+
+def still_answered(snap: Snapshot, rows: Sequence[int], question: Question) -> bool:
+    """Whether one of the sentence ``rows`` contains a gold answer (outside the gold paragraph, too)."""
+    return any(contains_any(sentence_terms(snap, row).text, question.gold.texts) for row in rows)
+
+
+def ask_without_gold(pipeline: Pipeline, question: Question) -> Answer | None:
+    """The answer with the question's gold paragraph hidden from the composer, at the configured
+    thresholds; None when another candidate sentence still contains the answer."""
+    snap = pipeline.snapshot
+    cfg = pipeline.composer
+    q = pipeline.search(snap, question.text, max(RETRIEVAL_DEPTH, cfg.context_chunks))
+    hidden = gold_excluder(snap, question)
+    if still_answered(snap, [row for row, _ in candidates(snap, q.hits, cfg, hidden)], question):
+        return None
+    return compose(
+        snap,
+        question.text,
+        q.query_text,
+        q.vector,
+        q.hits,
+        RETRIEVAL_DEPTH,
+        q.language,
+        cfg,
+        q.translate,
+        hidden,
+    )
 
 
 def _given(answers: Sequence[Answer], asked: Sequence[Answer]) -> dict[str, Any]:
@@ -252,26 +312,9 @@ def format_report(report: dict[str, Any]) -> str:
         if section in report:
             lines.append(f"\n{section}")
             lines += [f"  {name:<30} {_number(value)}" for name, value in report[section].items()]
-    ab = report.get("abstention")
-    if ab:
-        lines.append(f"\nabstention ({ab['answerable']} answerable, {ab['unanswerable']} unanswerable)")
-        keys = ("threshold", "cross_threshold", "answerable_answered", "answerable_correct")
-        lines += [f"  {k:<30} {_number(ab[k])}" for k in (*keys, "unanswerable_abstained") if k in ab]
-        for lang, r in ab.get("by_language", {}).items():
-            lines.append(
-                f"  {lang}: answered {_number(r['answerable_answered'])} of {r['answerable']} answerable,"
-                f" abstained on {_number(r['unanswerable_abstained'])} of {r['unanswerable']} unanswerable"
-            )
-        for key, title in (("sweep", "in the articles' language"), ("sweep_cross", "in another language")):
-            if key not in ab:
-                continue
-            lines.append(f"\n  questions {title}: rates at each threshold")
-            lines.append("  threshold  answered  correct  unanswerable abstained")
-            lines += [
-                f"  {r['threshold']:>9.2f}  {r['answerable_answered']:>8.3f}  {r['answerable_correct']:>7.3f}"
-                f"  {r['unanswerable_abstained']:>8.3f}"
-                for r in ab[key]
-            ]
+    for key in ("abstention", "without_gold"):
+        if key in report:
+            lines += _abstention_lines(report[key], key == "without_gold")
     follow = report.get("followups")
     if follow:
         lines.append(f"\nfollow-up questions ({follow['questions']})")
@@ -285,6 +328,35 @@ def format_report(report: dict[str, Any]) -> str:
     for failure in report.get("failures", []):
         lines.append(f"\nnot answered correctly: {failure['question']} (expected {failure['expected']!r})")
     return "\n".join(lines)
+
+
+def _abstention_lines(ab: dict[str, Any], without_gold: bool) -> list[str]:
+    if without_gold:
+        title = (
+            f"abstention, gold paragraphs hidden ({ab['answerable']} answerable; {ab['unanswerable']} asked"
+            f" again without their paragraph, {ab['skipped']} skipped: answered elsewhere too)"
+        )
+    else:
+        title = f"abstention ({ab['answerable']} answerable, {ab['unanswerable']} unanswerable)"
+    lines = [f"\n{title}"]
+    keys = ("threshold", "cross_threshold", "answerable_answered", "answerable_correct")
+    lines += [f"  {k:<30} {_number(ab[k])}" for k in (*keys, "unanswerable_abstained") if k in ab]
+    for lang, r in ab.get("by_language", {}).items():
+        lines.append(
+            f"  {lang}: answered {_number(r['answerable_answered'])} of {r['answerable']} answerable,"
+            f" abstained on {_number(r['unanswerable_abstained'])} of {r['unanswerable']} unanswerable"
+        )
+    for key, group in (("sweep", "in the articles' language"), ("sweep_cross", "in another language")):
+        if key not in ab:
+            continue
+        lines.append(f"\n  questions {group}: rates at each threshold")
+        lines.append("  threshold  answered  correct  unanswerable abstained")
+        lines += [
+            f"  {r['threshold']:>9.2f}  {r['answerable_answered']:>8.3f}  {r['answerable_correct']:>7.3f}"
+            f"  {r['unanswerable_abstained']:>8.3f}"
+            for r in ab[key]
+        ]
+    return lines
 
 
 def _number(value: Any) -> str:

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 DING_PATH = Path("/usr/share/trans/de-en")
 KEEP = 8  # translations kept per word, best first
-_CACHE_VERSION = 1  # of the compiled format and the rules of ding_pairs: a change recompiles
+_CACHE_VERSION = 2  # of the compiled format and the rules of ding_pairs: a change recompiles
 _ANNOTATION = re.compile(r"\{[^}]*\}|\[[^\]]*\]|\([^)]*\)|/[^/|]+/|<[^>]*>")
 _WORD = re.compile(r"^[^\W\d_]+(?:-[^\W\d_]+)*$")
 _PLACEHOLDERS = {  # dropped from a synonym before it is taken as one word
@@ -169,7 +169,8 @@ def default_cache_dir() -> Path:
 
 def load_lexicon(setting: str, cache_dir: Path | None = None) -> Lexicon:
     """The word list ``RAG_LEXICON`` names: ``auto`` (Ding's file where Debian puts it, else none), ``none``,
-    or the path of a file in Ding's format; compiled word lists are kept in ``cache_dir``."""
+    or the path of a file in Ding's format; compiled word lists are kept in ``cache_dir``. Pipelines of one
+    process share one instance per file (a second would compile again)."""
     if setting.lower() in ("none", "off", ""):
         return NoLexicon()
     path = DING_PATH if setting.lower() == "auto" else Path(setting)
@@ -178,7 +179,15 @@ def load_lexicon(setting: str, cache_dir: Path | None = None) -> Lexicon:
             raise ConfigError(f"RAG_LEXICON: no word list at {path} (auto, none, or a file in Ding's format)")
         log.info("no bilingual word list at %s: English questions match names and cognates only", path)
         return NoLexicon()
-    return CachedLexicon(path, cache_dir or default_cache_dir())
+    key = (path.resolve(), (cache_dir or default_cache_dir()).resolve())
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = CachedLexicon(*key)
+        return _shared[key]
+
+
+_shared: dict[tuple[Path, Path], CachedLexicon] = {}
+_shared_lock = threading.Lock()
 
 
 class CachedLexicon:
@@ -186,78 +195,92 @@ class CachedLexicon:
 
     Compiling reads the whole file (about 3 s and 200 MB while it runs); a lookup afterwards is one indexed
     query and the word list costs no memory, so a server or a CLI call pays for it once per machine, not
-    per start. The cache file is named after the source file's size and modification time, so an updated
-    dictionary is compiled anew; where the cache folder cannot be written, it is compiled into memory."""
+    per start. A cache file is named after the source file's size and modification time, so an updated
+    dictionary is compiled anew. It is written under a temporary name and renamed when complete, so
+    processes compiling at the same time never see half a file (the last rename wins; both are equal);
+    where the cache folder cannot be written, the list is compiled into memory."""
 
     def __init__(self, path: Path, cache_dir: Path) -> None:
         self.path = path
+        self.cache_dir = cache_dir
         stat = path.stat()
-        self.db_path = cache_dir / f"{path.name}-{stat.st_size}-{stat.st_mtime_ns}-v{_CACHE_VERSION}.sqlite"
-        self._db: sqlite3.Connection | None = None
-        self._ready: set[str] = set()
+        self._stem = f"{path.name}-{stat.st_size}-{stat.st_mtime_ns}-v{_CACHE_VERSION}"
+        self._dbs: dict[str, sqlite3.Connection] = {}
         self._stemmers: dict[str, Stemmer.Stemmer] = {}
         self._lock = threading.Lock()
+
+    def db_path(self, direction: str) -> Path:
+        return self.cache_dir / f"{self._stem}-{direction}.sqlite"
 
     def translations(self, word: str, source: str, target: str) -> tuple[str, ...]:
         if {source, target} != {"de", "en"}:
             return ()
-        direction = f"{source}-{target}"
-        with self._lock:  # one connection and PyStemmer objects, neither thread-safe
-            db = self._connect(direction)
+        with self._lock:  # connections and PyStemmer objects are not thread-safe
+            db = self._open(f"{source}-{target}")
             word = fold(word)
             stem = self._stemmers.setdefault(source, Stemmer.Stemmer(_STEMMERS[source])).stemWord(word)
             found: list[str] = []
             for kind, key in (("w", word), ("s", stem)):
-                row = db.execute(
-                    "SELECT words FROM words WHERE direction = ? AND kind = ? AND key = ?",
-                    (direction, kind, key),
-                ).fetchone()
+                row = db.execute("SELECT words FROM words WHERE kind = ? AND key = ?", (kind, key)).fetchone()
                 if row:
                     found.extend(row[0].split("\t"))
         return tuple(dict.fromkeys(found))[:KEEP]
 
     def prepare(self, source: str, target: str) -> None:
-        if {source, target} == {"de", "en"}:
+        if {source, target} != {"de", "en"}:
+            return
+        try:
             with self._lock:
-                self._connect(f"{source}-{target}")
+                self._open(f"{source}-{target}")
+        except Exception:  # in the background: logged here, and the first question raises it again
+            log.warning("could not prepare the word list %s", self.path, exc_info=True)
 
-    def _connect(self, direction: str) -> sqlite3.Connection:
-        """The open cache, with ``direction`` compiled into it (caller holds the lock)."""
-        if self._db is None:
+    def _open(self, direction: str) -> sqlite3.Connection:
+        """The compiled word list of ``direction``, compiled now if need be (caller holds the lock)."""
+        db = self._dbs.get(direction)
+        if db is not None:
+            return db
+        path = self.db_path(direction)
+        if not path.is_file():
             try:
-                self.db_path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.db_path, check_same_thread=False)
-                self._db.execute("PRAGMA user_version")  # fails here, not mid-compile, if unreadable
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                _remove_stale(self.cache_dir)
+                partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+                self._compile(direction, sqlite3.connect(partial)).close()
+                os.replace(partial, path)
             except (OSError, sqlite3.Error) as e:
-                log.warning("cannot keep the word list in %s (%s): compiling it into memory", self.db_path, e)
-                self._db = sqlite3.connect(":memory:", check_same_thread=False)
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS words (direction TEXT, kind TEXT, key TEXT, words TEXT,"
-                " PRIMARY KEY (direction, kind, key))"
-            )
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS compiled (direction TEXT PRIMARY KEY, words INTEGER)"
-            )
-            self._ready = {r[0] for r in self._db.execute("SELECT direction FROM compiled")}
-        if direction not in self._ready:
-            source, target = direction.split("-")
-            started = time.perf_counter()
-            with self.path.open(encoding="utf-8") as f:
-                pairs = ((e, d, s) if source == "en" else (d, e, s) for d, e, s in ding_pairs(f))
-                words = WordList(pairs, source, target)
-            with self._db:  # one transaction: a crash leaves the direction uncompiled, not half-written
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO words VALUES (?, ?, ?, ?)",
-                    ((direction, kind, key, joined) for kind, key, joined in words.rows()),
-                )
-                self._db.execute("INSERT OR REPLACE INTO compiled VALUES (?, ?)", (direction, len(words)))
-            self._ready.add(direction)
-            log.info(
-                "compiled %s (%s) into %s: %d words in %.1f s",
-                self.path,
-                direction,
-                self.db_path,
-                len(words),
-                time.perf_counter() - started,
-            )
-        return self._db
+                log.warning("cannot keep the word list in %s (%s): compiling it into memory", path, e)
+                db = self._compile(direction, sqlite3.connect(":memory:", check_same_thread=False))
+        if db is None:
+            db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        self._dbs[direction] = db
+        return db
+
+    def _compile(self, direction: str, db: sqlite3.Connection) -> sqlite3.Connection:
+        """Parse the dictionary into ``db`` (an empty database)."""
+        source, target = direction.split("-")
+        started = time.perf_counter()
+        with self.path.open(encoding="utf-8") as f:
+            pairs = ((e, d, s) if source == "en" else (d, e, s) for d, e, s in ding_pairs(f))
+            words = WordList(pairs, source, target)
+        with db:
+            db.execute("CREATE TABLE words (kind TEXT, key TEXT, words TEXT, PRIMARY KEY (kind, key))")
+            db.executemany("INSERT INTO words VALUES (?, ?, ?)", words.rows())
+        log.info(
+            "compiled %s (%s): %d words in %.1f s",
+            self.path,
+            direction,
+            len(words),
+            time.perf_counter() - started,
+        )
+        return db
+
+
+def _remove_stale(folder: Path, age_s: float = 600.0) -> None:
+    """Delete partial files a process left when it ended mid-compile (a compile takes seconds)."""
+    for partial in folder.glob("*.partial"):
+        try:
+            if time.time() - partial.stat().st_mtime > age_s:
+                partial.unlink()
+        except OSError:
+            pass  # another process removed or renamed it meanwhile

@@ -81,13 +81,13 @@ class Pipeline:
     def warm_up(self, progress: bool = False) -> BuildReport:
         """Load the model and bring the index up to date with the corpus (built if missing)."""
         self.load_model()
-        report = self.update_index(progress=progress)
+        return self.update_index(progress=progress)
+
+    def prepare_lexicon(self) -> None:
+        """Compile the word list for questions in the other language than the articles, if it is not yet
+        (seconds, once per machine): the server does it in the background at start."""
         corpus = self.snapshot.bm25.analyzer.language
-        other = "en" if corpus == "de" else "de"
-        # compiling the word list takes seconds once per machine: in the background, so that serving starts
-        # (a question in the other language arriving meanwhile waits for it)
-        threading.Thread(target=self.lexicon.prepare, args=(other, corpus), daemon=True).start()
-        return report
+        self.lexicon.prepare("en" if corpus == "de" else "de", corpus)
 
     def load_model(self) -> None:
         self.embedder.warm_up()

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from rag.errors import BadRequestError
-from rag.evaluation import evaluate_question_set, evaluate_squad, format_report
+from rag.evaluation import (
+    ask_without_gold,
+    evaluate_question_set,
+    evaluate_squad,
+    format_report,
+    gold_excluder,
+)
+from rag.pipeline import build_pipeline
 from rag.settings import Settings
 from rag.squad import (
     PARAGRAPH_SEP,
@@ -22,6 +29,7 @@ from rag.squad import (
     sample,
     write_corpus,
 )
+from rag.testing import WordsEmbedder
 
 from .conftest import BENCH, DATA, ROOT
 
@@ -120,6 +128,52 @@ def test_evaluate_squad_with_the_fake_embedder(tmp_path: Path) -> None:
     assert report["abstention"]["unanswerable"] == 1 and len(report["abstention"]["sweep"]) >= 10
     table = format_report(report)
     assert "hit@1" in table and "verbatim_rate" in table and "threshold" in table
+
+
+def test_without_gold_hides_each_questions_paragraph(tmp_path: Path) -> None:
+    settings = Settings(model="test:words", index_dir=tmp_path / "unused")
+    report = evaluate_squad(
+        load_squad(read_json(TINY_DE)), settings, work_dir=tmp_path / "w", without_gold=True
+    )
+    hidden = report["without_gold"]
+    assert hidden["unanswerable"] + hidden["skipped"] == hidden["answerable"] == 6
+    # each question's words sit in its own paragraph: without it nothing is left to answer from
+    assert hidden["skipped"] == 0 and hidden["unanswerable_abstained"] == 1.0
+    assert hidden["answerable_answered"] == pytest.approx(1 - report["answers"]["abstention_rate"])
+    rows = hidden["sweep"]
+    assert rows[0]["unanswerable_abstained"] <= rows[-1]["unanswerable_abstained"]
+    assert "gold paragraphs hidden (6 answerable; 6 asked again" in format_report(report)
+
+
+def test_a_question_answered_outside_its_paragraph_is_not_asked_without_it(tmp_path: Path) -> None:
+    data = read_json(TINY_DE)
+    # the answer "33 Meter" now also stands in the other paragraph of the article
+    data["data"][0]["paragraphs"][1]["context"] += " Auch Finnwale werden 33 Meter lang."
+    squad = load_squad(data)
+    write_corpus(squad.articles, tmp_path / "corpus")
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", model="test:words")
+    pipeline = build_pipeline(settings, WordsEmbedder())
+    pipeline.warm_up()
+    snap = pipeline.snapshot
+    by_id = {q.text: q for q in squad.questions}
+    length = by_id["Wie lang wird der Blauwal?"]
+    inside = gold_excluder(snap, length)
+    hidden = [
+        snap.documents[snap.sentence_doc[r]].text[snap.sentences[r].start : snap.sentences[r].end]
+        for r in range(len(snap.sentences))
+        if inside(r)
+    ]
+    assert hidden == [
+        "Der Blauwal ist das größte Tier der Erde.",
+        "Er wird bis zu 33 Meter lang und wiegt bis zu 200 Tonnen.",
+    ]
+    assert ask_without_gold(pipeline, length) is None  # still answered by the Finnwale sentence
+    volcano = ask_without_gold(pipeline, by_id["Wann brach der Vesuv aus?"])
+    assert (
+        volcano is not None
+        and volcano.abstained
+        and "Vesuv" not in " ".join(c.quote for c in volcano.citations)
+    )
 
 
 def test_history_is_measured_beside_standalone(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -55,7 +58,7 @@ def test_compiled_cache_is_reused_and_falls_back_to_memory(
 ) -> None:
     first = CachedLexicon(SAMPLE, tmp_path / "cache")
     assert first.translations("population", "en", "de")[0] == "bevolkerung"
-    assert first.db_path.is_file()
+    assert first.db_path("en-de").is_file() and not first.db_path("de-en").exists()  # only what was asked
 
     def no_parsing(lines: object) -> object:
         raise AssertionError("the compiled list should be read, not the dictionary")
@@ -74,9 +77,31 @@ def test_compiled_cache_is_reused_and_falls_back_to_memory(
     assert "compiling it into memory" in caplog.text
 
 
+def test_processes_compiling_at_once_do_not_collide(tmp_path: Path) -> None:
+    """Two servers starting together both compile: each writes its own file and renames it when done."""
+    lexicons = [CachedLexicon(SAMPLE, tmp_path) for _ in range(4)]
+    threads = [threading.Thread(target=lx.prepare, args=("en", "de")) for lx in lexicons]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {lx.translations("veto", "en", "de") for lx in lexicons} == {("einspruch", "veto")}
+    assert [p.name for p in tmp_path.iterdir()] == [lexicons[0].db_path("en-de").name]  # no partial files
+
+
+def test_partial_files_of_ended_processes_are_removed(tmp_path: Path) -> None:
+    stale, fresh = tmp_path / "de-en.sqlite.1-2.partial", tmp_path / "de-en.sqlite.3-4.partial"
+    for f in (stale, fresh):
+        f.write_bytes(b"half a compile")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))  # an hour old: its process is gone
+    CachedLexicon(SAMPLE, tmp_path).prepare("en", "de")
+    assert not stale.exists() and fresh.exists()  # a recent one may still be being written
+
+
 def test_load_lexicon_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(load_lexicon("none"), NoLexicon)
-    assert isinstance(load_lexicon(str(SAMPLE), tmp_path), CachedLexicon)
+    shared = load_lexicon(str(SAMPLE), tmp_path)
+    assert isinstance(shared, CachedLexicon) and load_lexicon(str(SAMPLE), tmp_path) is shared
     with pytest.raises(ConfigError, match="no word list"):
         load_lexicon(str(tmp_path / "missing.txt"))
     monkeypatch.setattr(lexicon_module, "DING_PATH", tmp_path / "not-installed")

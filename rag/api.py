@@ -252,6 +252,7 @@ def health(request: Request, response: Response) -> Health:
             chunks=0,
             index_build=None,
             index_built_at=None,
+            word_list=pipeline.lexicon.source,
         )
     snap = pipeline.snapshot
     return Health(
@@ -261,6 +262,7 @@ def health(request: Request, response: Response) -> Health:
         chunks=len(snap.chunks),
         index_build=snap.build_id or None,
         index_built_at=snap.manifest.get("built_at"),
+        word_list=pipeline.lexicon.source,
     )
 
 

@@ -67,9 +67,16 @@ class Lexicon(Protocol):
         """Do now whatever the first lookup from ``source`` into ``target`` would do (load, compile)."""
         ...
 
+    @property
+    def source(self) -> str | None:
+        """Where the word list comes from (a file), or None without one."""
+        ...
+
 
 class NoLexicon:
     """No word list: cross-language questions match by names, numbers and cognates only."""
+
+    source = None
 
     def translations(self, word: str, source: str, target: str) -> tuple[str, ...]:
         return ()
@@ -86,7 +93,7 @@ class WordList:
 
     def __init__(self, pairs: Iterable[tuple[str, str, float]], source: str, target: str) -> None:
         """``pairs`` are ``(source word, target word, score)``; a repeated pair adds up its scores."""
-        self.source, self.target = source, target
+        self.languages = (source, target)
         self._stemmer = Stemmer.Stemmer(_STEMMERS[source])
         by_word: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for a, b, score in pairs:
@@ -100,7 +107,7 @@ class WordList:
         self._lock = threading.Lock()
 
     def translations(self, word: str, source: str, target: str) -> tuple[str, ...]:
-        if (source, target) != (self.source, self.target):
+        if (source, target) != self.languages:
             return ()
         word = fold(word)
         with self._lock:  # PyStemmer objects are not thread-safe
@@ -115,6 +122,10 @@ class WordList:
 
     def prepare(self, source: str, target: str) -> None:
         pass
+
+    @property
+    def source(self) -> str | None:
+        return "in memory"
 
     def __len__(self) -> int:
         return len(self._words)
@@ -208,6 +219,10 @@ class CachedLexicon:
         self._dbs: dict[str, sqlite3.Connection] = {}
         self._stemmers: dict[str, Stemmer.Stemmer] = {}
         self._lock = threading.Lock()
+
+    @property
+    def source(self) -> str | None:
+        return str(self.path)
 
     def db_path(self, direction: str) -> Path:
         return self.cache_dir / f"{self._stem}-{direction}.sqlite"

@@ -123,6 +123,11 @@ class Health(BaseModel):
     chunks: int
     index_build: str | None = Field(description="Id of the index build being served.")
     index_built_at: str | None = Field(description="When that build was written (UTC).")
+    word_list: str | None = Field(
+        None,
+        description="The German-English word list that translates questions in the other language than "
+        "the articles (RAG_LEXICON), or null without one.",
+    )
 
 
 class ErrorOut(BaseModel):

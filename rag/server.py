@@ -55,4 +55,11 @@ def run(settings: Settings, announce: Callable[[str], None] | None = None) -> No
         f"Serving {report.files} articles ({report.chunks} passages) at {url} - the chat UI is at /, "
         f"the API at /ask, its docs at {url}/docs. Ctrl-C stops."
     )
+    words = pipeline.lexicon.source
+    (announce or log.info)(
+        f"Questions in the other language than the articles are translated word by word with {words}."
+        if words
+        else "No German-English word list (Debian: apt-get install trans-de-en; RAG_LEXICON): questions in "
+        "the other language than the articles are matched by names, numbers and cognates only."
+    )
     uvicorn.Server(config).run(sockets=[sock])

@@ -118,6 +118,16 @@ def translating(seed_corpus: Path, tmp_path: Path) -> Pipeline:
     return pipeline
 
 
+def test_the_service_says_which_word_list_it_uses(translating: Pipeline) -> None:
+    from fastapi.testclient import TestClient
+
+    from rag.api import create_app
+
+    with TestClient(create_app(translating.settings, translating)) as client:
+        assert client.get("/health").json()["word_list"] == str(SAMPLE.resolve())
+    assert NoLexicon().source is None
+
+
 def test_english_words_are_matched_by_their_translations(translating: Pipeline) -> None:
     snap = translating.snapshot
     translate = translating.translator("en", "de")

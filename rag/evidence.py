@@ -12,9 +12,12 @@ loaded index. A question word is found in a sentence
 - partly (0.6), when a sentence word shares a long prefix with it (``Russia``/``Russland``, ``schüren``/
   ``schürten``).
 
-For a question in another language than the articles, an ordinary
-word that matches nothing in the candidate sentences is left out (English words are not expected in German
-text), but a name or number is kept: "Iran" or "2014" must be found in the articles, in any language.
+For a question in another language than the articles, each word is also looked for by its translations
+(:mod:`rag.lexicon`) that the articles use or a candidate has in another form: ``population`` is found by
+"Bevölkerung", and weighs as that word does; a word whose translations the articles never use weighs as a
+word found nowhere. An ordinary word with neither a translation nor a cognate in the candidates is left
+out (without a word list that is most English words), but a name or number is kept: "Iran" or "2014" must
+be found in the articles, in any language.
 """
 
 from __future__ import annotations
@@ -180,7 +183,7 @@ def _used(snap: Snapshot, words: Sequence[str], pool: Sequence[SentenceTerms] = 
 
 
 def _unseen(snap: Snapshot) -> float:
-    """The weight of a word no sentence has."""
+    """The weight of a word no sentence has (the idf at document frequency 0)."""
     return _idf(snap.bm25.sentence_frequency("")[1], 0)
 
 

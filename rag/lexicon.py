@@ -18,7 +18,8 @@ Only single-word pairs are taken: each line of the file is ``German :: English``
 dropped first, so ``jdm. mit etw. drohen {vi}`` pairs ``drohen`` with ``to threaten sb. with sth.``. A pair
 scores one point per sub-entry it occurs in, plus one each for being the entry's headword, the first
 German synonym and the first English synonym; a word keeps its ``KEEP`` best translations, looked up by
-itself, then by its stem (``deliveries`` also finds what ``delivery`` found).
+itself, then by its stem (``deliveries`` also finds what ``delivery`` found). The parser is written here
+because no library on PyPI reads Ding's format.
 """
 
 from __future__ import annotations

@@ -35,10 +35,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-import Stemmer
-
 from rag.errors import ConfigError
-from rag.lexical import fold
+from rag.lexical import Analyzer, fold
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,6 @@ _PLACEHOLDERS = {  # dropped from a synonym before it is taken as one word
     "en": frozenset(("to", "sb.", "sth.", "sb's", "sth's", "one's", "oneself", "sb./sth.", "a", "an", "the"))
     | frozenset(("with", "on", "of", "for", "at", "by", "from", "in", "into")),
 }
-_STEMMERS = {"de": "german", "en": "english"}
 
 Translate = Callable[[str], Sequence[str]]  # a folded word of the question -> folded words of the articles
 
@@ -95,31 +92,21 @@ class WordList:
     def __init__(self, pairs: Iterable[tuple[str, str, float]], source: str, target: str) -> None:
         """``pairs`` are ``(source word, target word, score)``; a repeated pair adds up its scores."""
         self.languages = (source, target)
-        self._stemmer = Stemmer.Stemmer(_STEMMERS[source])
+        self._analyzer = Analyzer(source)
         by_word: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for a, b, score in pairs:
             by_word[fold(a)][fold(b)] += score
         by_stem: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for word, found in by_word.items():
-            stem = self._stemmer.stemWord(word)
-            for w, score in found.items():
+        words = list(by_word)
+        for word, stem in zip(words, self._analyzer.stems(words), strict=True):
+            for w, score in by_word[word].items():
                 by_stem[stem][w] += score
-        self._words, self._stems = _best(by_word), _best(by_stem)
-        self._lock = threading.Lock()
+        self._tables = {"w": _best(by_word), "s": _best(by_stem)}  # by word, by stem
 
     def translations(self, word: str, source: str, target: str) -> tuple[str, ...]:
         if (source, target) != self.languages:
             return ()
-        word = fold(word)
-        with self._lock:  # PyStemmer objects are not thread-safe
-            stem = self._stemmer.stemWord(word)
-        found = [
-            w
-            for joined in (self._words.get(word), self._stems.get(stem))
-            if joined
-            for w in joined.split("\t")
-        ]
-        return tuple(dict.fromkeys(found))[:KEEP]
+        return _lookup(self._analyzer, word, lambda kind, key: self._tables[kind].get(key))
 
     def prepare(self, source: str, target: str) -> None:
         pass
@@ -129,12 +116,21 @@ class WordList:
         return "in memory"
 
     def __len__(self) -> int:
-        return len(self._words)
+        return len(self._tables["w"])
 
     def rows(self) -> Iterable[tuple[str, str, str]]:
         """``(kind, key, tab-joined translations)`` rows, kind ``w`` (key a word) or ``s`` (a stem)."""
-        yield from (("w", k, v) for k, v in self._words.items())
-        yield from (("s", k, v) for k, v in self._stems.items())
+        for kind, table in self._tables.items():
+            yield from ((kind, k, v) for k, v in table.items())
+
+
+def _lookup(analyzer: Analyzer, word: str, joined: Callable[[str, str], str | None]) -> tuple[str, ...]:
+    """The translations of ``word``: those stored for the word itself, then for its stem, each once and at
+    most ``KEEP``; ``joined(kind, key)`` reads the tab-joined list stored under a word (``w``) or stem
+    (``s``)."""
+    word = fold(word)
+    found = [joined("w", word), joined("s", analyzer.stems([word])[0])]
+    return tuple(dict.fromkeys(w for j in found if j for w in j.split("\t")))[:KEEP]
 
 
 def _best(table: dict[str, dict[str, float]]) -> dict[str, str]:
@@ -218,7 +214,7 @@ class CachedLexicon:
         stat = path.stat()
         self._stem = f"{path.name}-{stat.st_size}-{stat.st_mtime_ns}-v{_CACHE_VERSION}"
         self._dbs: dict[str, sqlite3.Connection] = {}
-        self._stemmers: dict[str, Stemmer.Stemmer] = {}
+        self._analyzers = {language: Analyzer(language) for language in ("de", "en")}  # their stemmers
         self._lock = threading.Lock()
 
     @property
@@ -231,16 +227,14 @@ class CachedLexicon:
     def translations(self, word: str, source: str, target: str) -> tuple[str, ...]:
         if {source, target} != {"de", "en"}:
             return ()
-        with self._lock:  # connections and PyStemmer objects are not thread-safe
-            db = self._open(f"{source}-{target}")
-            word = fold(word)
-            stem = self._stemmers.setdefault(source, Stemmer.Stemmer(_STEMMERS[source])).stemWord(word)
-            found: list[str] = []
-            for kind, key in (("w", word), ("s", stem)):
+        with self._lock:  # one connection per direction, not thread-safe
+
+            def joined(kind: str, key: str) -> str | None:
                 row = db.execute("SELECT words FROM words WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-                if row:
-                    found.extend(row[0].split("\t"))
-        return tuple(dict.fromkeys(found))[:KEEP]
+                return row[0] if row else None
+
+            db = self._open(f"{source}-{target}")
+            return _lookup(self._analyzers[source], word, joined)
 
     def prepare(self, source: str, target: str) -> None:
         if {source, target} != {"de", "en"}:

@@ -6,6 +6,7 @@ the reference, so a query never sees half an index and never waits for a build.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -150,11 +151,17 @@ class Pipeline:
         return Query(query_text, vector, language, hits, translate)
 
     def translator(self, source: str, target: str) -> Translate | None:
-        """Word translations from the question's language into the articles', when the two differ."""
+        """Word translations from the question's language into the articles', when the two differ; a new one
+        per question."""
         if source == target or isinstance(self.lexicon, NoLexicon):
             return None
         lexicon = self.lexicon
-        return lambda word: lexicon.translations(word, source, target)
+
+        @functools.cache  # one question's words: retrieval and the composer both look them up
+        def translate(word: str) -> tuple[str, ...]:
+            return lexicon.translations(word, source, target)
+
+        return translate
 
     # --- the corpus
     def documents(self) -> list[Document]:

@@ -229,3 +229,28 @@ def wait_ready(url: str, process: subprocess.Popen[Any], log: Path, timeout: flo
             pass
         time.sleep(0.3)
     raise RuntimeError(f"the server was not ready after {timeout:.0f}s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def rag_serve(
+    corpus: Path, index: Path, log: Path, env: dict[str, str], timeout: float = 600
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``rag serve`` over ``corpus`` on a free port, its output in ``log``, with environment ``env``; yields
+    its URL and process once ``/health`` answers (``RuntimeError`` if it does not: see :func:`wait_ready`)
+    and stops it afterwards."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--corpus", str(corpus),
+           "--index", str(index)]  # fmt: skip
+    with open(log, "w") as out:
+        process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process, log, timeout)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

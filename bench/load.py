@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import RESULTS, ROOT, SEED_CORPUS, free_port, percentile, wait_ready
+from bench.common import RESULTS, SEED_CORPUS, percentile, rag_serve
 
 ARTICLE_NAME = "leuchtturmmuseum.txt"
 ARTICLE = (
@@ -98,25 +97,11 @@ def served(workdir: Path, model: str | None, key: str, log: Path) -> Iterator[st
     corpus = workdir / "corpus"
     shutil.rmtree(corpus, ignore_errors=True)
     shutil.copytree(SEED_CORPUS, corpus)
-    port = free_port()
     env = {**os.environ, "RAG_API_KEY": key, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     if model:
         env["RAG_MODEL"] = model
-    cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--corpus", str(corpus),
-           "--index", str(workdir / "index")]  # fmt: skip
-    with open(log, "w") as out:
-        process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process, log)
+    with rag_serve(corpus, workdir / "index", log, env) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _comparable(body: dict[str, Any]) -> str:

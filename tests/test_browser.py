@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
-from bench.common import free_port, wait_ready
+from bench.common import rag_serve
 
 from .conftest import CORPUS, ROOT
 
@@ -61,30 +60,13 @@ class Recorder:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("served")
     shutil.copytree(CORPUS, base / "corpus")
-    port = free_port()
     env = {**os.environ, "RAG_API_KEY": KEY, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("RAG_MODEL", None)  # the product as shipped
     log = base / "server.log"
-    cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--corpus", str(base / "corpus"),
-           "--index", str(base / "index")]  # fmt: skip
-    with open(log, "w") as out:
-        process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, log)
-        yield Server(url, process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_ready(url: str, process: subprocess.Popen[str], log: Path) -> None:
-    try:
-        wait_ready(url, process, log, timeout=300)
-    except RuntimeError as exc:
+        with rag_serve(base / "corpus", base / "index", log, env, timeout=300) as (url, process):
+            yield Server(url, process, log)
+    except RuntimeError as exc:  # raised while starting: the server exited or never became ready
         pytest.fail(f"`rag serve`: {exc}")
 
 

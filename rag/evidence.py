@@ -129,7 +129,7 @@ def question_terms(
     """The question's weighted words and n-grams; ``pool`` are the candidate sentences, ``cross`` says the
     question is in another language than the articles, ``translate`` gives a word's translations into
     theirs (:mod:`rag.lexicon`)."""
-    surface = list(dict.fromkeys(snap.bm25.analyzer.words(text)))
+    surface = _question_words(snap, text, cross)
     names = _names(text)
     words: list[_Word] = []
     for word in surface:
@@ -154,11 +154,19 @@ def translated_query(snap: Snapshot, text: str, translate: Translate, per_word: 
     (the two best when they use none: the n-gram channel still finds "drohte" for ``drohen``): what the
     lexical retrievers search for a question in another language."""
     extra: list[str] = []
-    for word in dict.fromkeys(snap.bm25.analyzer.words(text)):
+    for word in _question_words(snap, text, cross=True):
         known = translate(word)
         used = [t.surface for t in _used(snap, known)] or list(known[:2])
         extra.extend(used[:per_word])
     return " ".join([text, *extra])
+
+
+def _question_words(snap: Snapshot, text: str, cross: bool) -> list[str]:
+    """The question's content words, each once; a question in the other language loses only its own
+    language's stop words (English "war" is a German stop word)."""
+    analyzer = snap.bm25.analyzer
+    other = "en" if analyzer.language == "de" else "de"
+    return list(dict.fromkeys(analyzer.words(text, other if cross else None)))
 
 
 def _translated(snap: Snapshot, w: _Word, known: Sequence[str], pool: Sequence[SentenceTerms]) -> _Word:

@@ -53,6 +53,13 @@ _QUESTION_WORDS = re.findall(
 # counts as a content word found in half the sentences of a news article ("Wann wurde X geboren?").
 _AUXILIARIES = ("wurde", "wurden", "worden", "wurdest")
 _STOP = frozenset(w.lower() for w in (*STOPWORDS_GERMAN, *STOPWORDS_EN_PLUS, *_QUESTION_WORDS, *_AUXILIARIES))
+# A question in the other language than the articles loses only its own language's stop words: German's list
+# has "war", "die", "hat", "man", which an English question means as content words ("When did the Korean
+# War end?"); English's has "won" (from "won't"), which a German question never uses and an English one does.
+_STOP_BY_LANGUAGE = {
+    "de": frozenset(w.lower() for w in (*STOPWORDS_GERMAN, *_QUESTION_WORDS, *_AUXILIARIES)),
+    "en": frozenset(w.lower() for w in (*STOPWORDS_EN_PLUS, *_QUESTION_WORDS)) - {"won"},
+}
 _STEMMERS = {"de": "german", "en": "english"}
 _SPELLING: tuple[tuple[str, str], ...] = (
     *(("sch", "s"), ("ph", "f"), ("th", "t"), ("ck", "k"), ("c", "k"), ("y", "j"), ("z", "s")),
@@ -101,16 +108,18 @@ class Analyzer:
             st = self._local.stemmer = Stemmer.Stemmer(_STEMMERS[self.language])
         return st
 
-    def words(self, text: str) -> list[str]:
-        """Folded surface words, stop words removed (before stemming)."""
+    def words(self, text: str, language: str | None = None) -> list[str]:
+        """Folded surface words, stop words removed (before stemming): those of both languages, or of
+        ``language`` only (a question in the other language than the articles)."""
+        stop = _STOP_BY_LANGUAGE.get(language or "", _STOP)
         out: list[str] = []
         for match in _TOKEN.finditer(text.lower()):
             token = match.group()
             parts = re.split(r"[-'’]", token)
             if len(parts) > 1:
-                out.extend(fold(p) for p in parts if p and p not in _STOP)
+                out.extend(fold(p) for p in parts if p and p not in stop)
                 token = "".join(parts)
-            if token not in _STOP:
+            if token not in stop:
                 out.append(fold(token))
         return out
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rag.abstention import FEATURES
-from rag.answering import ComposerConfig, Ranking, Scored, select
+from rag.answering import ComposerConfig, Ranking, Scored, score_sentences, select
 from rag.cues import cue_match, cues, question_kind
 from rag.evidence import SentenceTerms, _participle_roots, _Word, match, question_terms, sentence_terms
 from rag.followup import Turn, resolve_question
@@ -60,7 +60,16 @@ def test_an_unknown_participle_is_found_by_its_root() -> None:
 
 @pytest.mark.parametrize(
     ("question", "kind"),
-    [("Wann wurde Nordkorea gegründet?", "when"), ("How many tests?", "how_many"), ("Wer ist das?", "who")],
+    [
+        ("Wann wurde Nordkorea gegründet?", "when"),
+        ("How many tests?", "how_many"),
+        ("Wer ist das?", "who"),
+        ("Since when has Moscow courted Pyongyang?", "when"),
+        ("How old was Manning when he played in Super Bowl 50?", "how_many"),  # "when" is a conjunction
+        ("What is it called when a state refuses to pay?", ""),
+        ("What is the population of North Korea?", "how_many"),
+        ("Warum ist Nordkorea mit UN-Sanktionen belegt?", "why"),
+    ],
 )
 def test_question_kinds(question: str, kind: str) -> None:
     assert question_kind(question) == kind
@@ -74,6 +83,9 @@ def test_cues_count_only_what_the_question_does_not_say() -> None:
     assert cue_match("how_many", cues("Wie viele?"), cues("Es waren drei.")) == 1.0
     assert cue_match("who", cues("Wer?"), cues("sagte Maria Zakharova.")) == 1.0
     assert cue_match("", cues("Was?"), cues("Das war 2009.")) == 0.0
+    assert cue_match("when", cues("When?"), cues("in den 1950er Jahren")) == 1.0  # a decade
+    assert cue_match("why", cues("Warum?"), cues("wegen seines Atomwaffenprogramms")) == 1.0
+    assert cue_match("why", cues("Why?"), cues("Nordkorea ist mit Sanktionen belegt.")) == 0.0
 
 
 def _scored(index: int, score: float, evidence: float, terms: str, doc: str = "a") -> Scored:
@@ -143,3 +155,36 @@ def test_follow_ups_are_resolved_and_standalone_questions_left_alone() -> None:
     standalone = "Welchen Kompromiss hatte Russland vorgeschlagen?"
     assert resolve_question(standalone, history, DE) == standalone
     assert resolve_question("Und wann war das?", [], DE) == "Und wann war das?"
+
+
+def test_a_count_question_answered_without_a_number_loses_confidence(fake_pipeline: Pipeline) -> None:
+    snap, cfg = fake_pipeline.snapshot, fake_pipeline.composer
+    question = "Wie groß ist die Bevölkerung Nordkoreas?"  # the articles mention it, give no number
+    q = fake_pipeline.search(snap, question, cfg.context_chunks)
+
+    def ranking(factor: float) -> Ranking:
+        c = replace(cfg, untyped_factor=factor)
+        return score_sentences(
+            snap, question, q.query_text, q.vector, q.hits, c, q.language, translate=q.translate
+        )
+
+    plain, scaled = ranking(1.0), ranking(0.25)
+    chosen = select(plain, replace(cfg, abstain_threshold=0.0))
+    quoted = [
+        snap.documents[snap.sentence_doc[s.index]].text[
+            snap.sentences[s.index].start : snap.sentences[s.index].end
+        ]
+        for s in chosen
+    ]
+    assert any("Bevölkerung Nordkoreas" in text for text in quoted)
+    assert not any(s.cue for s in chosen)  # no number in the answer
+    assert scaled.confidence == pytest.approx(0.25 * plain.confidence)
+    # a question whose answer holds what it asks for keeps its confidence
+    dated = "Wann hat Pjöngjang seinen ersten Atomtest durchgeführt?"
+    q = fake_pipeline.search(snap, dated, cfg.context_chunks)
+    assert score_sentences(snap, dated, q.query_text, q.vector, q.hits, cfg, q.language).sentences[0].cue
+    with_factor = score_sentences(snap, dated, q.query_text, q.vector, q.hits, cfg, q.language).confidence
+    no_factor = score_sentences(
+        snap, dated, q.query_text, q.vector, q.hits, replace(cfg, untyped_factor=1.0), q.language
+    ).confidence
+    assert with_factor == no_factor

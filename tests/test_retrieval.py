@@ -29,6 +29,15 @@ def test_words_are_folded_and_stop_and_question_words_dropped(analyzer: Analyzer
     assert analyzer.terms("Sanktionen") == analyzer.terms("Sanktion")
 
 
+def test_a_question_in_the_other_language_keeps_words_only_the_articles_language_stops(
+    analyzer: Analyzer,
+) -> None:
+    assert analyzer.words("When did the Korean War end?") == ["korean", "end"]  # "war": German stop word
+    assert analyzer.words("When did the Korean War end?", "en") == ["korean", "war", "end"]
+    assert analyzer.words("Who won the election?", "en") == ["won", "election"]
+    assert analyzer.words("Wann war die Wahl?", "de") == ["wahl"]
+
+
 def test_ngrams_match_compounds_and_spellings(analyzer: Analyzer) -> None:
     part, whole = set(analyzer.grams("Atomwaffen")), set(analyzer.grams("Atomwaffenprogramms"))
     assert len(part & whole) / len(part) > 0.8  # only the grams at the end of "atomwaffen" are missing

@@ -22,6 +22,7 @@ be found in the articles, in any language.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
@@ -131,22 +132,26 @@ def question_terms(
     theirs (:mod:`rag.lexicon`)."""
     surface = _question_words(snap, text, cross)
     names = _names(text)
+    phrases = _phrases(snap, surface, names, translate) if cross and translate else {}
     words: list[_Word] = []
-    for word in surface:
+    for k, word in enumerate(surface):
+        if k in phrases:
+            words.append(phrases[k])  # besides its two words (in their place: first sentences 0.673)
         w = _word(snap, word, name=word in names)
         if cross:
             known = translate(word) if translate else ()
             w = _translated(snap, w, known, pool)
-            if not w.name and not known and not any(match(w, s) for s in pool):
-                continue  # no translation and no cognate: nothing to look for
+            in_phrase = k in phrases or k - 1 in phrases
+            if (in_phrase or (not w.name and not known)) and not any(match(w, s) for s in pool):
+                continue  # nothing to look for, or a phrase's word found only in the phrase ("council")
         words.append(w)
     n = max(len(snap.chunks), 1)
     unique = sorted({g for w in words for g in w.grams})
     dfs = snap.bm25.gram_frequencies(unique)
     gram_weights = {g: _idf(n, int(df)) for g, df in zip(unique, dfs.tolist(), strict=True) if df}
-    return QuestionTerms(
-        tuple(words), gram_weights, frozenset(gram_weights), sum(gram_weights.values()), len(surface)
-    )
+    asked = len(surface) + len(phrases)
+    total = sum(gram_weights.values())
+    return QuestionTerms(tuple(words), gram_weights, frozenset(gram_weights), total, asked)
 
 
 def translated_query(snap: Snapshot, text: str, translate: Translate, per_word: int = 3) -> str:
@@ -154,11 +159,38 @@ def translated_query(snap: Snapshot, text: str, translate: Translate, per_word: 
     (the two best when they use none: the n-gram channel still finds "drohte" for ``drohen``): what the
     lexical retrievers search for a question in another language."""
     extra: list[str] = []
-    for word in _question_words(snap, text, cross=True):
+    surface = _question_words(snap, text, cross=True)
+    for word in surface:
         known = translate(word)
         used = [t.surface for t in _used(snap, known)] or list(known[:2])
         extra.extend(used[:per_word])
+    for phrase in _pairs(surface):
+        extra.extend(t.surface for t in _used(snap, translate(phrase))[:per_word])
     return " ".join([text, *extra])
+
+
+def _pairs(surface: Sequence[str]) -> list[str]:
+    return [f"{a} {b}" for a, b in itertools.pairwise(surface)]
+
+
+def _phrases(
+    snap: Snapshot, surface: Sequence[str], names: set[str], translate: Translate
+) -> dict[int, _Word]:
+    """Two-word phrases of a cross-language question that translate into one word the articles use
+    (``Security Council``: "Sicherheitsrat", ``national anthem``: "Nationalhymne"), by the position of their
+    first word, left to right without overlap. Each is a question word of its own, next to its two words
+    (which alone look for "Sicherheit" and "Rat"). A compound the articles never use ("Koreakrieg") adds
+    nothing: in another form, a compound's n-grams meet too many others ("koreanischen ... Krieg")."""
+    out: dict[int, _Word] = {}
+    for k, phrase in enumerate(_pairs(surface)):
+        if k - 1 in out:
+            continue
+        found = _used(snap, translate(phrase))
+        if found:
+            name = surface[k] in names or surface[k + 1] in names
+            weight = max(t.weight for t in found)
+            out[k] = _Word(phrase, frozenset(), weight, name=name, translations=tuple(found), surface=phrase)
+    return out
 
 
 def _question_words(snap: Snapshot, text: str, cross: bool) -> list[str]:
@@ -209,7 +241,7 @@ def match(word: _Word, s: SentenceTerms) -> float:
 def _match(word: _Word, s: SentenceTerms) -> float:
     if word.stem in s.stems:
         return 1.0
-    if len(word.stem) < _MIN_PARTIAL_LEN:
+    if len(word.stem) < _MIN_PARTIAL_LEN or " " in word.stem:  # short, or a phrase (found by translation)
         return 0.0
     if word.roots and any(stem.startswith(word.roots) for stem in s.stems):
         return _PARTIAL  # "eingelegt": "legte ... ein"; "vorgeschlagen": "Vorschlag"

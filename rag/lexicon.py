@@ -12,14 +12,17 @@ as the package ``trans-de-en`` (``/usr/share/trans/de-en``; the Makefile install
 available). It is read from there at run time, not copied into this project. No dictionary of that size
 and quality is on PyPI, and translation models on PyPI fetch their weights from the network.
 
-Only single-word pairs are taken: each line of the file is ``German :: English``, both sides split by
-``|`` into aligned sub-entries (headword, plural, phrases) and by ``;`` into synonyms; annotations
-(``{f}``, ``[Am.]``, ``(...)``, ``/abbr./``) and placeholders (``jdm.``, ``etw.``, ``to``, ``sb.``) are
-dropped first, so ``jdm. mit etw. drohen {vi}`` pairs ``drohen`` with ``to threaten sb. with sth.``. A pair
-scores one point per sub-entry it occurs in, plus one each for being the entry's headword, the first
-German synonym and the first English synonym; a word keeps its ``KEEP`` best translations, looked up by
-itself, then by its stem (``deliveries`` also finds what ``delivery`` found). The parser is written here
-because no library on PyPI reads Ding's format.
+Each line of the file is ``German :: English``, both sides split by ``|`` into aligned sub-entries
+(headword, plural, phrases) and by ``;`` into synonyms; annotations (``{f}``, ``[Am.]``, ``(...)``,
+``/abbr./``) and placeholders (``jdm.``, ``etw.``, ``to``, ``sb.``) are dropped first, so ``jdm. mit etw.
+drohen {vi}`` pairs ``drohen`` with ``to threaten sb. with sth.``. Taken are pairs of single words, and
+two-word phrases paired with a single word: German writes as one compound what English writes as two words
+(``Security Council``: ``Sicherheitsrat``, ``national anthem``: ``Nationalhymne``, ``square kilometers``:
+``Quadratkilometer``); a phrase is looked up as a whole, by its words' stems, and only translates into a
+single word. A pair scores one point per sub-entry it occurs in, plus one each for being the entry's
+headword, the first German synonym and the first English synonym; a word keeps its ``KEEP`` best
+translations, looked up by itself, then by its stem (``deliveries`` also finds what ``delivery`` found). The
+parser is written here because no library on PyPI reads Ding's format.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 
 DING_PATH = Path("/usr/share/trans/de-en")
 KEEP = 8  # translations kept per word, best first
-_CACHE_VERSION = 2  # of the compiled format and the rules of ding_pairs: a change recompiles
+_CACHE_VERSION = 3  # of the compiled format and the rules of ding_pairs: a change recompiles
 _ANNOTATION = re.compile(r"\{[^}]*\}|\[[^\]]*\]|\([^)]*\)|/[^/|]+/|<[^>]*>")
 _WORD = re.compile(r"^[^\W\d_]+(?:-[^\W\d_]+)*$")
 _PLACEHOLDERS = {  # dropped from a synonym before it is taken as one word
@@ -84,21 +87,24 @@ class NoLexicon:
 
 
 class WordList:
-    """Single-word translations from one language into another, looked up by the word, then by its stem.
+    """Single-word translations of words and two-word phrases from one language into another, looked up by
+    the word (phrase), then by its stem (its words' stems).
 
     Each word's translations are kept as one tab-joined string (the full Ding list in one direction takes
     about 40 MB so, against 100 MB as tuples)."""
 
     def __init__(self, pairs: Iterable[tuple[str, str, float]], source: str, target: str) -> None:
-        """``pairs`` are ``(source word, target word, score)``; a repeated pair adds up its scores."""
+        """``pairs`` are ``(source word or phrase, target word or phrase, score)``; a repeated pair adds up
+        its scores; a pair whose target is a phrase is left out."""
         self.languages = (source, target)
         self._analyzer = Analyzer(source)
         by_word: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for a, b, score in pairs:
-            by_word[fold(a)][fold(b)] += score
+            if " " not in b:
+                by_word[fold(a)][fold(b)] += score
         by_stem: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        words = list(by_word)
-        for word, stem in zip(words, self._analyzer.stems(words), strict=True):
+        for word in by_word:
+            stem = _stem_key(self._analyzer, word)
             for w, score in by_word[word].items():
                 by_stem[stem][w] += score
         self._tables = {"w": _best(by_word), "s": _best(by_stem)}  # by word, by stem
@@ -125,12 +131,17 @@ class WordList:
 
 
 def _lookup(analyzer: Analyzer, word: str, joined: Callable[[str, str], str | None]) -> tuple[str, ...]:
-    """The translations of ``word``: those stored for the word itself, then for its stem, each once and at
-    most ``KEEP``; ``joined(kind, key)`` reads the tab-joined list stored under a word (``w``) or stem
-    (``s``)."""
+    """The translations of ``word`` (or a two-word phrase): those stored for the word itself, then for its
+    stem, each once and at most ``KEEP``; ``joined(kind, key)`` reads the tab-joined list stored under a word
+    (``w``) or stem (``s``)."""
     word = fold(word)
-    found = [joined("w", word), joined("s", analyzer.stems([word])[0])]
+    found = [joined("w", word), joined("s", _stem_key(analyzer, word))]
     return tuple(dict.fromkeys(w for j in found if j for w in j.split("\t")))[:KEEP]
+
+
+def _stem_key(analyzer: Analyzer, words: str) -> str:
+    """The stem of a word, or the stems of a phrase's words joined by a space."""
+    return " ".join(analyzer.stems(words.split(" ")))
 
 
 def _best(table: dict[str, dict[str, float]]) -> dict[str, str]:
@@ -141,7 +152,8 @@ def _best(table: dict[str, dict[str, float]]) -> dict[str, str]:
 
 
 def ding_pairs(lines: Iterable[str]) -> Iterable[tuple[str, str, float]]:
-    """The single-word ``(German, English, score)`` pairs of a Ding dictionary file (module docstring)."""
+    """The ``(German, English, score)`` pairs of a Ding dictionary file: single words, and a two-word phrase
+    with a single word (module docstring)."""
     for line in lines:
         if line.startswith("#") or " :: " not in line:
             continue
@@ -151,22 +163,24 @@ def ding_pairs(lines: Iterable[str]) -> Iterable[tuple[str, str, float]]:
         if len(de_parts) != len(en_parts):
             continue
         for k, (de, en) in enumerate(zip(de_parts, en_parts, strict=True)):
-            de_words = _single_words(de, "de")
+            de_words = _synonyms(de, "de")
             if not de_words:
                 continue
-            for j, e in _single_words(en, "en"):
+            for j, e in _synonyms(en, "en"):
                 for i, d in de_words:
-                    yield d, e, 1.0 + (k == 0) + (i == 0) + (j == 0)
+                    if " " not in d or " " not in e:  # a phrase only with a single word
+                        yield d, e, 1.0 + (k == 0) + (i == 0) + (j == 0)
 
 
-def _single_words(part: str, language: str) -> list[tuple[int, str]]:
-    """The synonyms of one sub-entry that are one word once placeholders are gone, with their position."""
+def _synonyms(part: str, language: str) -> list[tuple[int, str]]:
+    """The synonyms of one sub-entry that are one word or a two-word phrase once placeholders are gone,
+    with their position."""
     skip = _PLACEHOLDERS[language]
     out = []
     for i, synonym in enumerate(part.split(";")):
         words = [w for w in synonym.split() if w not in skip]
-        if len(words) == 1 and _WORD.match(words[0]):
-            out.append((i, words[0]))
+        if 1 <= len(words) <= 2 and all(_WORD.match(w) for w in words):
+            out.append((i, " ".join(words)))
     return out
 
 
@@ -254,7 +268,7 @@ class CachedLexicon:
         if not path.is_file():
             try:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
-                _remove_stale(self.cache_dir)
+                _remove_stale(self.cache_dir, self._stem)
                 partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
                 self._compile(direction, sqlite3.connect(partial)).close()
                 os.replace(partial, path)
@@ -286,11 +300,14 @@ class CachedLexicon:
         return db
 
 
-def _remove_stale(folder: Path, age_s: float = 600.0) -> None:
-    """Delete partial files a process left when it ended mid-compile (a compile takes seconds)."""
-    for partial in folder.glob("*.partial"):
+def _remove_stale(folder: Path, stem: str, age_s: float = 600.0) -> None:
+    """Delete partial files a process left when it ended mid-compile (a compile takes seconds), and the
+    same dictionary compiled by an earlier version of this module (``stem`` names the current one)."""
+    same_file = stem.rsplit("-v", 1)[0]
+    old = [p for p in folder.glob(f"{same_file}-v*.sqlite") if not p.name.startswith(f"{stem}-")]
+    for path in [*folder.glob("*.partial"), *old]:
         try:
-            if time.time() - partial.stat().st_mtime > age_s:
-                partial.unlink()
+            if path.suffix == ".sqlite" or time.time() - path.stat().st_mtime > age_s:
+                path.unlink()
         except OSError:
             pass  # another process removed or renamed it meanwhile

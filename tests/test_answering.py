@@ -81,6 +81,7 @@ def test_cues_count_only_what_the_question_does_not_say() -> None:
     assert cue_match("when", asked, cues("Das war 2009.")) == 1.0
     assert cue_match("when", cues("Wann?"), cues("Ende März hatte Russland ...")) == 1.0  # a date
     assert cue_match("how_many", cues("Wie viele?"), cues("Es waren drei.")) == 1.0
+    assert cue_match("how_many", cues("How many?"), cues("It was founded in 1948.")) == 0.0  # a year
     assert cue_match("who", cues("Wer?"), cues("sagte Maria Zakharova.")) == 1.0
     assert cue_match("", cues("Was?"), cues("Das war 2009.")) == 0.0
     assert cue_match("when", cues("When?"), cues("in den 1950er Jahren")) == 1.0  # a decade

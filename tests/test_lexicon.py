@@ -34,9 +34,12 @@ def test_ding_pairs_align_sub_entries_and_drop_annotations_and_placeholders() ->
     assert ("Veto", "veto") in pairs and ("drohen", "threaten") in pairs and ("androhen", "threaten") in pairs
     assert pairs[("gedroht", "threatened")] == 3.0  # third sub-entry: not the headword
     assert ("Waffen", "arms") in pairs and ("Hauptstadt", "capital") in pairs
-    # multi-word synonyms ("capital city", "ländliche Bevölkerung") give no pair; neither do lines whose
-    # sides have a different number of sub-entries, nor comments
-    assert not any(e in ("city", "rural", "unmatched") or d == "ländliche" for d, e in pairs)
+    # a two-word phrase pairs with a single word ("capital city": second English synonym, 1 + 1 + 1 + 0),
+    # not with another phrase ("ländliche Bevölkerung", "rural population"), nor with longer ones; lines
+    # whose sides have a different number of sub-entries give nothing, nor do comments
+    assert pairs[("Hauptstadt", "capital city")] == 3.0 and ("Sicherheitsrat", "security council") in pairs
+    assert not any("rural" in e or "ländliche" in d or "unmatched" in e for d, e in pairs)
+    assert not any(len(e.split()) > 2 or len(d.split()) > 2 for d, e in pairs)
     assert not any("#" in d for d, _ in pairs)
 
 
@@ -48,9 +51,14 @@ def test_word_list_looks_up_words_then_stems_in_either_direction() -> None:
     assert "gedroht" in en_de.translations("Threatened", "en", "de")  # the word, then its stem's
     assert en_de.translations("unknown", "en", "de") == ()
     assert en_de.translations("population", "de", "en") == ()  # built for one direction
+    # a phrase by itself, then by its words' stems; it only translates into a single word
+    assert en_de.translations("Security Council", "en", "de") == ("sicherheitsrat",)
+    assert en_de.translations("security councils", "en", "de") == ("sicherheitsrat",)
+    assert en_de.translations("capital city", "en", "de") == ("hauptstadt",)
     de_en = WordList(_pairs(), "de", "en")
     assert de_en.translations("Bevölkerung", "de", "en") == ("population", "populace")
     assert de_en.translations("Waffen", "de", "en") == ("weapons", "arms", "weapon")
+    assert "capital city" not in de_en.translations("Hauptstadt", "de", "en")  # a phrase is no target
 
 
 def test_compiled_cache_is_reused_and_falls_back_to_memory(
@@ -94,8 +102,15 @@ def test_partial_files_of_ended_processes_are_removed(tmp_path: Path) -> None:
     for f in (stale, fresh):
         f.write_bytes(b"half a compile")
     os.utime(stale, (time.time() - 3600, time.time() - 3600))  # an hour old: its process is gone
-    CachedLexicon(SAMPLE, tmp_path).prepare("en", "de")
+    lexicon = CachedLexicon(SAMPLE, tmp_path)
+    current = lexicon.db_path("en-de").name
+    older = tmp_path / current.replace(f"-v{lexicon_module._CACHE_VERSION}-", "-v1-")  # an earlier format
+    other = tmp_path / "another-dictionary-1-2-v1-en-de.sqlite"
+    for f in (older, other):
+        f.write_bytes(b"compiled before")
+    lexicon.prepare("en", "de")
     assert not stale.exists() and fresh.exists()  # a recent one may still be being written
+    assert not older.exists() and other.exists() and (tmp_path / current).is_file()
 
 
 def test_load_lexicon_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,7 +171,8 @@ def test_english_words_are_matched_by_their_translations(translating: Pipeline) 
 @pytest.mark.parametrize(
     ("question", "evidence"),
     [
-        ("What is the population of North Korea?", "Bevölkerung Nordkoreas"),
+        # (not "What is the population ...?": that asks for a number, which the sentence does not give)
+        ("What about the population of North Korea?", "Bevölkerung Nordkoreas"),
         ("Who is the Russian ambassador?", "UN-Botschafter Wassili Nebensja"),
     ],
 )
@@ -170,3 +186,24 @@ def test_translations_lead_an_english_question_to_its_sentence(
     plain = build_pipeline(translating.settings.model_copy(update={"lexicon": "none"}), WordsEmbedder())
     without = plain.ask(question)
     assert without.abstained or evidence not in without.citations[0].quote
+
+
+def test_a_two_word_phrase_is_found_by_the_compound_the_articles_use(translating: Pipeline) -> None:
+    snap = translating.snapshot
+    translate = translating.translator("en", "de")
+    assert translate is not None
+    # "... dass der UN-Sicherheitsrat in Bezug auf die Probleme der koreanischen Halbinsel ..."
+    row = next(
+        r for r in range(len(snap.sentences)) if "UN-Sicherheitsrat in" in sentence_terms(snap, r).text
+    )
+    sentence = sentence_terms(snap, row)
+    question = "What did the Security Council say?"
+    words = {w.surface: w for w in question_terms(snap, question, [sentence], True, translate).words}
+    phrase = words["security council"]
+    assert [t.surface for t in phrase.translations] == ["sicherheitsrat"] and match(phrase, sentence) == 1.0
+    # "council" alone ("Rat") is in no sentence: it is left out instead of counting as missing
+    assert "council" not in words
+    assert "sicherheitsrat" in translated_query(snap, question, translate).split()
+    # a compound the articles never use adds nothing
+    other = question_terms(snap, "What did the capital city say?", [sentence], True, translate)
+    assert "capital city" not in [w.surface for w in other.words]

@@ -67,6 +67,7 @@ class _Word:
     name: bool = False  # a name or number (capitalised after the first word, or with digits)
     translations: tuple[_Word, ...] = ()  # a cross-language word's translations the articles use
     surface: str = ""  # the folded word
+    parts: tuple[_Word, ...] = ()  # a two-word translation's words ("security council"): found where both are
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,8 @@ def _used(snap: Snapshot, words: Sequence[str], pool: Sequence[SentenceTerms] = 
     unseen = _unseen(snap)
     for word in words:
         w = _word(snap, word)
-        if w.stem not in out and (w.weight < unseen or any(_match(w, s) for s in pool)):
+        weight = max((p.weight for p in w.parts), default=w.weight)
+        if w.stem not in out and (weight < unseen or any(_match(w, s) for s in pool)):
             out[w.stem] = w
     return list(out.values())
 
@@ -239,6 +241,8 @@ def match(word: _Word, s: SentenceTerms) -> float:
 
 
 def _match(word: _Word, s: SentenceTerms) -> float:
+    if word.parts:
+        return min(_match(p, s) for p in word.parts)
     if word.stem in s.stems:
         return 1.0
     if len(word.stem) < _MIN_PARTIAL_LEN or " " in word.stem:  # short, or a phrase (found by translation)
@@ -266,6 +270,10 @@ def _common_prefix(a: str, b: str) -> str:
 
 
 def _word(snap: Snapshot, word: str, name: bool = False) -> _Word:
+    if " " in word:  # a two-word translation: it weighs as its words on average
+        parts = tuple(_word(snap, w) for w in word.split(" "))
+        weight = sum(p.weight for p in parts) / len(parts)
+        return _Word(word, frozenset(), weight, name=name, surface=word, parts=parts)
     stem = snap.bm25.analyzer.stems([word])[0]
     df, sentences = snap.bm25.sentence_frequency(stem)
     roots = _participle_roots(word) if snap.bm25.analyzer.language == "de" and not df else ()

@@ -60,6 +60,13 @@ _STOP_BY_LANGUAGE = {
     "de": frozenset(w.lower() for w in (*STOPWORDS_GERMAN, *_QUESTION_WORDS, *_AUXILIARIES)),
     "en": frozenset(w.lower() for w in (*STOPWORDS_EN_PLUS, *_QUESTION_WORDS)) - {"won"},
 }
+
+
+def stop_words(language: str | None = None) -> frozenset[str]:
+    """The folded words left out of the analysis: of ``language``, or of both languages."""
+    return _STOP_BY_LANGUAGE.get(language or "", _STOP)
+
+
 _STEMMERS = {"de": "german", "en": "english"}
 _SPELLING: tuple[tuple[str, str], ...] = (
     *(("sch", "s"), ("ph", "f"), ("th", "t"), ("ck", "k"), ("c", "k"), ("y", "j"), ("z", "s")),
@@ -111,7 +118,7 @@ class Analyzer:
     def words(self, text: str, language: str | None = None) -> list[str]:
         """Folded surface words, stop words removed (before stemming): those of both languages, or of
         ``language`` only (a question in the other language than the articles)."""
-        stop = _STOP_BY_LANGUAGE.get(language or "", _STOP)
+        stop = stop_words(language)
         out: list[str] = []
         for match in _TOKEN.finditer(text.lower()):
             token = match.group()

@@ -49,6 +49,15 @@ def test_how_a_question_word_is_found(word: str, sentence: str, expected: float)
     assert match(_word(word), _sentence(sentence)) == expected
 
 
+def test_a_two_word_translation_is_found_where_both_its_words_are() -> None:
+    # a German compound translated into an English phrase ("Sicherheitsrat": "security council")
+    phrase = _Word("security council", frozenset(), 1.0, parts=(_word("Sicherheit"), _word("Rat")))
+    compound = replace(_word("Sicherheitsrat"), translations=(phrase,))
+    assert match(phrase, _sentence("Der Rat tagte zur Sicherheit.")) == 1.0
+    assert match(phrase, _sentence("Der Rat tagte.")) == 0.0  # one of its words is not enough
+    assert match(compound, _sentence("Der Rat tagte zur Sicherheit.")) == 1.0
+
+
 def test_an_unknown_participle_is_found_by_its_root() -> None:
     assert _participle_roots("eingelegt") == ("einleg", "leg")
     assert _participle_roots("vorgeschlagen") == ("vorschlag", "schlag")

@@ -23,11 +23,11 @@ UNANSWERABLE = QUESTIONS["unanswerable"]
 # per-question test would only restate that. Every other question must pass, one by one.
 STRICT_ANSWERABLE = [q for q in ANSWERABLE if not q.get("known_gap")]
 STRICT_UNANSWERABLE = [q for q in UNANSWERABLE if not q.get("known_gap")]
-# Share answered correctly and share abstained, per question language, as measured on 2026-11-22 (third
+# Share answered correctly and share abstained, per question language, as measured on 2026-11-22 (fourth
 # session, with Debian's word list; rag eval tests/data/seed_questions.json): these floors catch regressions.
-# The target is 0.95 for both: German questions reach it (20/20, 15/16); English ones over German
-# text do not yet (10/13 correct, 7/10 abstained).
-FLOORS = {"de": (0.95, 0.93), "en": (0.76, 0.70)}
+# The target is 0.95 for both; neither language reaches it for abstention yet (German 19/20 correct,
+# 15/16 abstained; English 11/13, 9/10).
+FLOORS = {"de": (0.95, 0.93), "en": (0.84, 0.90)}
 
 
 def _norm(text: str) -> str:

@@ -219,12 +219,12 @@ _shared_lock = threading.Lock()
 class CachedLexicon:
     """A Ding file compiled once per direction into an SQLite file in ``cache_dir``, then looked up there.
 
-    Compiling reads the whole file (about 3 s and 200 MB while it runs); a lookup afterwards is one indexed
-    query and the word list costs no memory, so a server or a CLI call pays for it once per machine, not
-    per start. A cache file is named after the source file's size and modification time, so an updated
-    dictionary is compiled anew. It is written under a temporary name and renamed when complete, so
-    processes compiling at the same time never see half a file (the last rename wins; both are equal);
-    where the cache folder cannot be written, the list is compiled into memory."""
+    Compiling reads the whole file (English to German: about 7 s and 270 MB while it runs, 37 MB on disk);
+    a lookup afterwards is one indexed query and the word list costs no memory, so a server or a CLI call
+    pays for it once per machine, not per start. A cache file is named after the source file's size and
+    modification time, so an updated dictionary is compiled anew. It is written under a temporary name and
+    renamed when complete, so processes compiling at the same time never see half a file (the last rename
+    wins; both are equal); where the cache folder cannot be written, the list is compiled into memory."""
 
     def __init__(self, path: Path, cache_dir: Path) -> None:
         self.path = path

@@ -10,7 +10,10 @@ loaded index. A question word is found in a sentence
   or scaled by how many of its n-grams occur when at least half do (``Atomwaffen`` in
   ``Atomwaffenprogramms``, ``sanctions`` in ``Sanktionen``);
 - partly (0.6), when a sentence word shares a long prefix with it (``Russia``/``Russland``, ``schüren``/
-  ``schürten``).
+  ``schürten``);
+- not at all when the sentence has it only inside words a derivational suffix makes from it
+  (``Außenminister`` in ``Außenministeriums``; ``-ium``, ``-ung``, ``-heit`` ...): that is another word,
+  unlike a compound (``Atomwaffen`` in ``Atomwaffenprogramms``).
 
 For a question in another language than the articles, each word is also looked for by its translations
 (:mod:`rag.lexicon`) that the articles use or a candidate has in another form: ``population`` is found by
@@ -46,6 +49,10 @@ _PARTICIPLE = re.compile(
     r"^(ab|an|auf|aus|bei|durch|ein|fest|fort|her|hin|los|mit|nach|vor|weg|zu|zuruck|zusammen)?"
     r"ge([a-z]{3,}?)(?:et|t|en)$"
 )
+# German derivational suffixes (folded), inflected or not: a word they extend is another word
+_DERIVED = re.compile(
+    r"^(ium|ien|ung|heit|keit|schaft|lich|isch|ismus|ist|itat|ation|erei)(s|e|en|er|es|em|n)?$"
+)
 _cache_lock = threading.Lock()
 
 
@@ -56,6 +63,7 @@ class SentenceTerms:
     grams: frozenset[str]
     by_head: dict[str, tuple[str, ...]] = field(default_factory=dict)  # stems by their first 4 letters
     cues: Cues | None = None
+    words: frozenset[str] = frozenset()  # folded surface words
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ def sentence_terms(snap: Snapshot, row: int) -> SentenceTerms:
         if len(stem) >= _MIN_PREFIX:
             by_head[stem[:_MIN_PREFIX]] = (*by_head.get(stem[:_MIN_PREFIX], ()), stem)
     word_grams = frozenset(g for w in words for g in grams(spelling(w)))
-    terms = SentenceTerms(text, stems, word_grams, by_head, cues(text))
+    terms = SentenceTerms(text, stems, word_grams, by_head, cues(text), frozenset(words))
     with _cache_lock:
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
@@ -249,9 +257,18 @@ def _match(word: _Word, s: SentenceTerms) -> float:
         return 0.0
     if word.roots and any(stem.startswith(word.roots) for stem in s.stems):
         return _PARTIAL  # "eingelegt": "legte ... ein"; "vorgeschlagen": "Vorschlag"
+    if word.surface and _derived_only(word.surface, s):
+        return 0.0  # "Außenminister" is not found in "Außenministeriums"
     contained = len(word.grams & s.grams) / len(word.grams) if word.grams else 0.0
     by_grams = _PARTIAL * contained if contained >= _MIN_CONTAINED else 0.0
     return max(by_grams, _PREFIX if _shares_prefix(word.stem, s) else 0.0)
+
+
+def _derived_only(word: str, s: SentenceTerms) -> bool:
+    """The sentence has ``word`` only inside longer words made from it by a suffix ("Außenminister" in
+    "Außenministeriums"): another word, not a compound holding it ("Atomwaffen" in "Atomwaffenprogramms")."""
+    hosts = [w for w in s.words if word in w and w != word]
+    return bool(hosts) and all(w.startswith(word) and _DERIVED.match(w[len(word) :]) for w in hosts)
 
 
 def _shares_prefix(stem: str, s: SentenceTerms) -> bool:

@@ -26,12 +26,13 @@ def _sentence(text: str) -> SentenceTerms:
     by_head: dict[str, tuple[str, ...]] = {}
     for stem in stems:
         by_head[stem[:4]] = (*by_head.get(stem[:4], ()), stem)
-    return SentenceTerms(text, stems, frozenset(g for w in words for g in grams(spelling(w))), by_head)
+    word_grams = frozenset(g for w in words for g in grams(spelling(w)))
+    return SentenceTerms(text, stems, word_grams, by_head, words=frozenset(words))
 
 
 def _word(word: str, roots: tuple[str, ...] = ()) -> _Word:
     folded = DE.words(word)[0]
-    return _Word(DE.stems([folded])[0], frozenset(grams(spelling(folded))), 1.0, roots)
+    return _Word(DE.stems([folded])[0], frozenset(grams(spelling(folded))), 1.0, roots, surface=folded)
 
 
 @pytest.mark.parametrize(
@@ -43,6 +44,9 @@ def _word(word: str, roots: tuple[str, ...] = ()) -> _Word:
         ("Russia", "Russland legte ein Veto ein.", 0.6),  # a shared prefix
         ("Iran", "Russland legte ein Veto ein.", 0.0),
         ("UN", "Die Union tagte.", 0.0),  # short words only match by stem
+        ("Außenminister", "Die Sprecherin des Außenministeriums sagte.", 0.0),  # a derivation: another word
+        ("Außenminister", "Der Außenminister sagte.", 1.0),
+        ("Regierung", "Die Regierungssprecherin sagte.", pytest.approx(0.69, abs=0.05)),  # a compound
     ],
 )
 def test_how_a_question_word_is_found(word: str, sentence: str, expected: float) -> None:

@@ -25,9 +25,9 @@ STRICT_ANSWERABLE = [q for q in ANSWERABLE if not q.get("known_gap")]
 STRICT_UNANSWERABLE = [q for q in UNANSWERABLE if not q.get("known_gap")]
 # Share answered correctly and share abstained, per question language, as measured on 2026-11-22 (fourth
 # session, with Debian's word list; rag eval tests/data/seed_questions.json): these floors catch regressions.
-# The target is 0.95 for both; neither language reaches it for abstention yet (German 19/20 correct,
-# 15/16 abstained; English 11/13, 9/10).
-FLOORS = {"de": (0.95, 0.93), "en": (0.84, 0.90)}
+# The target is 0.95 for both: over all questions 0.97 are answered (0.91 correctly) and 0.96
+# abstained on; German 19/20 correct, 16/16 abstained; English 11/13, 9/10.
+FLOORS = {"de": (0.95, 1.0), "en": (0.84, 0.90)}
 
 
 def _norm(text: str) -> str:

@@ -51,7 +51,7 @@ _PARTICIPLE = re.compile(
 )
 # German derivational suffixes (folded), inflected or not: a word they extend is another word
 _DERIVED = re.compile(
-    r"^(ium|ien|ung|heit|keit|schaft|lich|isch|ismus|ist|itat|ation|erei)(s|e|en|er|es|em|n)?$"
+    r"^(e|er|en)?(ium|ien|ung|heit|keit|schaft|lich|isch|ismus|ist|itat|ation|ei)(s|e|en|er|es|em|n)?$"
 )
 _cache_lock = threading.Lock()
 
@@ -257,18 +257,22 @@ def _match(word: _Word, s: SentenceTerms) -> float:
         return 0.0
     if word.roots and any(stem.startswith(word.roots) for stem in s.stems):
         return _PARTIAL  # "eingelegt": "legte ... ein"; "vorgeschlagen": "Vorschlag"
-    if word.surface and _derived_only(word.surface, s):
+    if _derived_only((word.surface, word.stem), s):
         return 0.0  # "Außenminister" is not found in "Außenministeriums"
     contained = len(word.grams & s.grams) / len(word.grams) if word.grams else 0.0
     by_grams = _PARTIAL * contained if contained >= _MIN_CONTAINED else 0.0
     return max(by_grams, _PREFIX if _shares_prefix(word.stem, s) else 0.0)
 
 
-def _derived_only(word: str, s: SentenceTerms) -> bool:
-    """The sentence has ``word`` only inside longer words made from it by a suffix ("Außenminister" in
-    "Außenministeriums"): another word, not a compound holding it ("Atomwaffen" in "Atomwaffenprogramms")."""
-    hosts = [w for w in s.words if word in w and w != word]
-    return bool(hosts) and all(w.startswith(word) and _DERIVED.match(w[len(word) :]) for w in hosts)
+def _derived_only(forms: tuple[str, str], s: SentenceTerms) -> bool:
+    """The sentence has ``word`` only inside longer words that a suffix makes from it ("Außenminister" and
+    "Minister" in "Außenministeriums"): another word, not a compound holding it ("Atomwaffen" in
+    "Atomwaffenprogramms", "Minister" in "Außenminister")."""
+    for form in forms:  # the word as asked, then its stem (the stemmer cut "er" off "Minister": "minist")
+        hosts = [w for w in s.words if form and form in w and w != form]
+        if hosts:
+            return all(_DERIVED.match(w[w.rindex(form) + len(form) :]) for w in hosts)
+    return False
 
 
 def _shares_prefix(stem: str, s: SentenceTerms) -> bool:

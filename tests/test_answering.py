@@ -46,6 +46,8 @@ def _word(word: str, roots: tuple[str, ...] = ()) -> _Word:
         ("UN", "Die Union tagte.", 0.0),  # short words only match by stem
         ("Außenminister", "Die Sprecherin des Außenministeriums sagte.", 0.0),  # a derivation: another word
         ("Außenminister", "Der Außenminister sagte.", 1.0),
+        ("Minister", "Die Sprecherin des Außenministeriums sagte.", 0.0),
+        ("Minister", "Der Außenminister sagte.", pytest.approx(0.69, abs=0.05)),  # the compound's head
         ("Regierung", "Die Regierungssprecherin sagte.", pytest.approx(0.69, abs=0.05)),  # a compound
     ],
 )

@@ -17,9 +17,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,37 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    ROOT,
     Report,
-    free_port,
     is_fake,
     median,
     note,
     parser,
     percentile,
+    rag_serve,
     run_clients,
     timed,
     write_corpus,
     xquad,
 )
-
-
-def _serve(folder: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    env = {
-        **os.environ,
-        "RAG_CORPUS_DIR": str(folder / "corpus"),
-        "RAG_INDEX_DIR": str(folder / "index"),
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "RAG_LOG_LEVEL": "WARNING",
-        **extra_env,
-    }
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    return server, f"http://127.0.0.1:{port}"
 
 
 class _Client:
@@ -82,23 +60,6 @@ class _Client:
 
     def close(self) -> None:
         self._conn.close()
-
-
-def _wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 600.0) -> None:
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        if server.poll() is not None:
-            raise RuntimeError(f"rag serve exited: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-        client = _Client(url, timeout=5)
-        try:
-            if client.request("GET", "/health")[0] == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            client.close()
-        time.sleep(0.1)
-    raise RuntimeError("rag serve did not become ready")
 
 
 def _ask(client: _Client, question: str) -> tuple[float, dict[str, Any]]:
@@ -156,9 +117,14 @@ def main(argv: list[str] | None = None) -> Report:
         folder = Path(tmp)
         chosen = squad.articles[:3] if args.quick else squad.articles
         write_corpus(folder / "corpus", chosen)
-        server, url = _serve(folder, extra)
-        try:
-            _wait_ready(url, server)
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "RAG_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+        with rag_serve(folder / "corpus", folder / "index", folder / "serve.log", env) as (url, _):
             client = _Client(url)
             try:
                 backend = create_embedder(
@@ -246,10 +212,6 @@ def main(argv: list[str] | None = None) -> Report:
             report.add(
                 f"{n}.p95_vs_single_median", percentile(lat, 95) / fresh, "x", "both without keep-alive"
             )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            shutil.rmtree(folder / "index", ignore_errors=True)
     report.save(args.json)
     return report
 

@@ -339,8 +339,14 @@ def _abstention_lines(ab: dict[str, Any], without_gold: bool) -> list[str]:
     else:
         title = f"abstention ({ab['answerable']} answerable, {ab['unanswerable']} unanswerable)"
     lines = [f"\n{title}"]
-    keys = ("threshold", "cross_threshold", "answerable_answered", "answerable_correct")
-    lines += [f"  {k:<30} {_number(ab[k])}" for k in (*keys, "unanswerable_abstained") if k in ab]
+    keys = (
+        "threshold",
+        "cross_threshold",
+        "answerable_answered",
+        "answerable_correct",
+        "unanswerable_abstained",
+    )
+    lines += [f"  {k:<30} {_number(ab[k])}" for k in keys if k in ab]
     for lang, r in ab.get("by_language", {}).items():
         lines.append(
             f"  {lang}: answered {_number(r['answerable_answered'])} of {r['answerable']} answerable,"

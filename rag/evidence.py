@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from rag.cues import Cues, cues
+from rag.language import other_language
 from rag.lexical import fold, grams, spelling
 from rag.lexicon import Translate
 from rag.store import Snapshot
@@ -206,8 +207,7 @@ def _question_words(snap: Snapshot, text: str, cross: bool) -> list[str]:
     """The question's content words, each once; a question in the other language loses only its own
     language's stop words (English "war" is a German stop word)."""
     analyzer = snap.bm25.analyzer
-    other = "en" if analyzer.language == "de" else "de"
-    return list(dict.fromkeys(analyzer.words(text, other if cross else None)))
+    return list(dict.fromkeys(analyzer.words(text, other_language(analyzer.language) if cross else None)))
 
 
 def _translated(snap: Snapshot, w: _Word, known: Sequence[str], pool: Sequence[SentenceTerms]) -> _Word:
@@ -257,11 +257,12 @@ def _match(word: _Word, s: SentenceTerms) -> float:
         return 0.0
     if word.roots and any(stem.startswith(word.roots) for stem in s.stems):
         return _PARTIAL  # "eingelegt": "legte ... ein"; "vorgeschlagen": "Vorschlag"
-    if _derived_only((word.surface, word.stem), s):
-        return 0.0  # "Außenminister" is not found in "Außenministeriums"
     contained = len(word.grams & s.grams) / len(word.grams) if word.grams else 0.0
     by_grams = _PARTIAL * contained if contained >= _MIN_CONTAINED else 0.0
-    return max(by_grams, _PREFIX if _shares_prefix(word.stem, s) else 0.0)
+    found = max(by_grams, _PREFIX if _shares_prefix(word.stem, s) else 0.0)
+    if found and _derived_only((word.surface, word.stem), s):
+        return 0.0  # "Außenminister" is not found in "Außenministeriums"
+    return found
 
 
 def _derived_only(forms: tuple[str, str], s: SentenceTerms) -> bool:

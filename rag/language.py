@@ -25,6 +25,11 @@ _ENGLISH_CUES = frozenset({"who", "how", "what", "when", "where", "why", "which"
 _UMLAUTS = re.compile(r"[äöüß]", re.IGNORECASE)
 
 
+def other_language(language: Language) -> Language:
+    """The product's other language: what a question over articles in ``language`` is translated from."""
+    return "en" if language == "de" else "de"
+
+
 def detect_language(text: str, default: Language = "de") -> Language:
     """Return ``"de"`` or ``"en"``; ties (no evidence at all) return ``default``."""
     words = [w.lower() for w in _WORD.findall(text[:20_000])]

@@ -155,8 +155,8 @@ def _best(table: dict[str, dict[str, float]]) -> dict[str, str]:
 
 
 def ding_pairs(lines: Iterable[str]) -> Iterable[tuple[str, str, float]]:
-    """The ``(German, English, score)`` pairs of a Ding dictionary file: single words, and a two-word phrase
-    with a single word (module docstring)."""
+    """The ``(German, English, score)`` pairs of a Ding dictionary file: a German word with an English word
+    or two-word phrase (module docstring)."""
     for line in lines:
         if line.startswith("#") or " :: " not in line:
             continue

@@ -206,20 +206,20 @@ def _mean(values: Sequence[float | bool | int]) -> float:
 class Trial:
     """One question asked with abstention off: its confidence and whether the answer was right."""
 
-    evidence: float  # the answer's confidence (abstained when below the threshold)
+    confidence: float  # the answer's confidence (abstained when below the threshold)
     answerable: bool
     correct: bool  # answerable, and the answer contains the expected answer
 
 
 def abstention_rates(trials: Sequence[Trial], threshold: float) -> dict[str, float]:
-    """What the answers would be at ``threshold`` (a question is answered when ``evidence >= threshold``)."""
+    """What the answers would be at ``threshold``: a question is answered when its confidence reaches it."""
     answerable = [t for t in trials if t.answerable]
     unanswerable = [t for t in trials if not t.answerable]
     return {
         "threshold": threshold,
-        "answerable_answered": _mean([t.evidence >= threshold for t in answerable]),
-        "answerable_correct": _mean([t.evidence >= threshold and t.correct for t in answerable]),
-        "unanswerable_abstained": _mean([t.evidence < threshold for t in unanswerable]),
+        "answerable_answered": _mean([t.confidence >= threshold for t in answerable]),
+        "answerable_correct": _mean([t.confidence >= threshold and t.correct for t in answerable]),
+        "unanswerable_abstained": _mean([t.confidence < threshold for t in unanswerable]),
     }
 
 

@@ -23,7 +23,7 @@ from rag.errors import BadRequestError, DocumentExistsError, DocumentNotFoundErr
 from rag.evidence import translated_query
 from rag.followup import Turn, resolve_question
 from rag.indexing import BuildReport, build_index
-from rag.language import detect_language
+from rag.language import detect_language, other_language
 from rag.lexicon import Lexicon, NoLexicon, Translate, load_lexicon
 from rag.loading import doc_id_for
 from rag.retrieval import RetrievalConfig, retrieve
@@ -88,7 +88,7 @@ class Pipeline:
         """Compile the word list for questions in the other language than the articles, if it is not yet
         (seconds, once per machine): the server does it in the background at start."""
         corpus = self.snapshot.bm25.analyzer.language
-        self.lexicon.prepare("en" if corpus == "de" else "de", corpus)
+        self.lexicon.prepare(other_language(corpus), corpus)
 
     def load_model(self) -> None:
         self.embedder.warm_up()

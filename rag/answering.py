@@ -11,7 +11,9 @@ article. Each sentence of the best retrieved chunks gets an evidence score from
 - ``dense``: the cosine between question and sentence vectors (computed at index time);
 - ``passage``: the fused retrieval score of the chunk it came from, relative to the best chunk;
 - ``cue``: a bonus when the sentence has what the question type asks for and the question does not already
-  say (a year for "wann"/"when", a number for "wie viele"/"how many", a name for "wer"/"who").
+  say (a year for "wann"/"when", a number for "wie viele"/"how many", a name for "wer"/"who");
+- ``carried``: the cover a sentence that refers back ("Sie sagte ...", "Das Hauptaugenmerk lag dabei ...")
+  takes over from the sentence before it, weighted like its own (:mod:`rag.discourse`).
 
 The best sentence opens the answer; up to two more follow when they score close to it and do not repeat it,
 the sentence right after the best one getting a bonus (answers often continue there: "... sagte Zakharova.
@@ -34,6 +36,7 @@ import numpy as np
 
 from rag.abstention import FEATURES, answer_probability, question_features
 from rag.cues import cue_match, cues, question_kind
+from rag.discourse import carried
 from rag.evidence import QuestionTerms, SentenceTerms, question_terms, sentence_terms
 from rag.lexicon import Translate
 from rag.store import Snapshot
@@ -58,6 +61,7 @@ class ComposerConfig:
     w_dense: float = 0.0
     w_passage: float = 0.30
     cue_bonus: float = 0.10
+    carry_share: float = 0.85  # of the question words a sentence that refers back takes from the one before
     follow_bonus: float = 0.20  # for the sentence right after the best one
     keep_ratio: float = 0.80  # a further sentence must score at least this share of the best one
     redundancy: float = 0.6  # term-set Jaccard above which a sentence repeats one already chosen
@@ -74,7 +78,7 @@ class ComposerConfig:
 class PoolFeatures:
     """The candidates as the composer compares them with the question."""
 
-    x: np.ndarray  # one row per candidate: cover, grams, dense, passage, cue, each in [0, 1]
+    x: np.ndarray  # one row per candidate: cover, grams, dense, passage, cue, carried, each in [0, 1]
     found: np.ndarray  # how well each candidate has each question word, in [0, 1]
     terms: QuestionTerms
     infos: list[SentenceTerms]
@@ -153,8 +157,11 @@ def features(
     pool: list[tuple[int, Hit]],
     language: str,
     translate: Translate | None = None,
+    carry_share: float = 0.0,
 ) -> PoolFeatures:
-    """How each candidate compares with the question (see :class:`PoolFeatures`)."""
+    """How each candidate compares with the question (see :class:`PoolFeatures`); ``carried`` is the
+    cover a sentence that refers back gains from the one before it at ``carry_share``
+    (:mod:`rag.discourse`)."""
     cross = language != snap.bm25.analyzer.language
     infos = [sentence_terms(snap, row) for row, _ in pool]
     q: QuestionTerms = question_terms(snap, query_text, infos, cross, translate)
@@ -164,8 +171,11 @@ def features(
     rows = [row for row, _ in pool]
     dense = np.maximum(snap.sentence_vectors[rows] @ query_vector.reshape(-1), 0.0) if rows else np.zeros(0)
     best_hit = max((h.score for _, h in pool), default=1.0) or 1.0
-    out = np.zeros((len(pool), 5))
+    out = np.zeros((len(pool), 6))
     out[:, 0] = found @ weights / total
+    docs = [snap.sentence_doc[row] for row in rows]
+    context = carried(found, rows, docs, [info.refers_back for info in infos], carry_share)
+    out[:, 5] = (context - found) @ weights / total
     out[:, 1] = [q.gram_share(info) for info in infos]
     out[:, 2] = dense
     out[:, 3] = [max(hit.score, 0.0) / best_hit for _, hit in pool]
@@ -190,8 +200,10 @@ def score_sentences(
     pool = candidates(snap, hits, cfg, exclude)
     if not pool:
         return Ranking([], 0.0, np.zeros(0))
-    f = features(snap, question, query_text, query_vector, pool, language, translate)
-    scores = f.x @ np.array([cfg.w_cover, cfg.w_grams, cfg.w_dense, cfg.w_passage, cfg.cue_bonus])
+    f = features(snap, question, query_text, query_vector, pool, language, translate, cfg.carry_share)
+    # a carried word counts as the sentence's own
+    weights = [cfg.w_cover, cfg.w_grams, cfg.w_dense, cfg.w_passage, cfg.cue_bonus, cfg.w_cover]
+    scores = f.x @ np.array(weights)
     order = sorted(range(len(pool)), key=lambda i: (-scores[i], pool[i][0]))
     qf = question_features(f.x, f.found, f.terms, scores, order[0])
     evidence = (1 - cfg.pool_share) * f.x[:, 0] + cfg.pool_share * qf[_POOL_COVER]

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from rag.cues import Cues, cues
+from rag.discourse import refers_back
 from rag.language import other_language
 from rag.lexical import fold, grams, spelling
 from rag.lexicon import Translate
@@ -65,6 +66,7 @@ class SentenceTerms:
     by_head: dict[str, tuple[str, ...]] = field(default_factory=dict)  # stems by their first 4 letters
     cues: Cues | None = None
     words: frozenset[str] = frozenset()  # folded surface words
+    refers_back: bool = False  # its opening words refer to the sentence before it (:mod:`rag.discourse`)
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def sentence_terms(snap: Snapshot, row: int) -> SentenceTerms:
         if len(stem) >= _MIN_PREFIX:
             by_head[stem[:_MIN_PREFIX]] = (*by_head.get(stem[:_MIN_PREFIX], ()), stem)
     word_grams = frozenset(g for w in words for g in grams(spelling(w)))
-    terms = SentenceTerms(text, stems, word_grams, by_head, cues(text), frozenset(words))
+    terms = SentenceTerms(text, stems, word_grams, by_head, cues(text), frozenset(words), refers_back(text))
     with _cache_lock:
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from rag.abstention import FEATURES
-from rag.answering import ComposerConfig, Ranking, Scored, score_sentences, select
+from rag.answering import ComposerConfig, Ranking, Scored, candidates, features, score_sentences, select
 from rag.cues import cue_match, cues, question_kind
+from rag.discourse import carried, refers_back
 from rag.evidence import SentenceTerms, _participle_roots, _Word, match, question_terms, sentence_terms
 from rag.followup import Turn, resolve_question
 from rag.language import detect_language
@@ -204,3 +205,53 @@ def test_a_count_question_answered_without_a_number_loses_confidence(fake_pipeli
         snap, dated, q.query_text, q.vector, q.hits, replace(cfg, untyped_factor=1.0), q.language
     ).confidence
     assert with_factor == no_factor
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("Das Hauptaugenmerk lag dabei auf Nord- und Westafrika.", True),  # "dabei", the fourth word
+        ("Anschließend komponierte er Musik für viele Abenteuer.", True),
+        ("Sie sagte, die Experten seien ein Werkzeug geworden.", True),
+        ("He later wrote the poem.", True),
+        ("Russland legte im Rat sein Veto ein.", False),  # "sein", the fifth word
+        ("Nordkorea ist das einzige Land mit Atomtests.", False),
+        ("Russia vetoed the renewal of the panel.", False),
+    ],
+)
+def test_which_sentences_refer_back(sentence: str, expected: bool) -> None:
+    assert refers_back(sentence) is expected
+
+
+def test_a_sentence_that_refers_back_takes_the_words_of_the_one_before() -> None:
+    found = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.5, 0.0], [0.0, 0.0]])
+    rows, docs = [10, 11, 12, 20, 30], ["a", "a", "a", "a", "b"]
+    refers = [False, True, True, True, True]
+    out = carried(found, rows, docs, refers, share=0.5)
+    assert out[1].tolist() == [0.5, 1.0]  # its own word in full, the one before's at the share
+    assert out[2].tolist() == [0.25, 0.5]  # a chain carries on, the share applied again
+    assert out[3].tolist() == [0.5, 0.0]  # row 19 is not a candidate: nothing to take
+    assert out[4].tolist() == [0.0, 0.0]  # row 29 would be another document's
+    assert carried(found, rows, docs, [False] * 5, share=0.5).tolist() == found.tolist()
+    assert found[1].tolist() == [0.0, 1.0]  # the input is left as it was
+
+
+def test_carried_words_rank_the_sentence_that_continues(fake_pipeline: Pipeline) -> None:
+    """ "... sagte Zakharova. Sie sagte, die Experten seien ...": the second sentence is Zakharova's too."""
+    snap, cfg = fake_pipeline.snapshot, fake_pipeline.composer
+    question = "Was sagte Zakharova über die Experten?"
+    q = fake_pipeline.search(snap, question, cfg.context_chunks)
+    pool = candidates(snap, q.hits, cfg)
+    texts = [sentence_terms(snap, row).text for row, _ in pool]
+    she = next(i for i, t in enumerate(texts) if t.startswith("Sie sagte, die Experten"))
+    before = features(snap, question, q.query_text, q.vector, pool, q.language)
+    after = features(snap, question, q.query_text, q.vector, pool, q.language, carry_share=0.85)
+    assert before.x[:, 5].tolist() == [0.0] * len(pool)
+    assert after.x[she, 5] > 0.0  # "Zakharova", from the sentence before
+    assert after.x[she, 0] == before.x[she, 0]  # its own cover is unchanged
+    assert pool[she - 1][0] == pool[she][0] - 1  # the sentence before is a candidate
+    words = [w.surface for w in after.terms.words]
+    weights = np.array([w.weight for w in after.terms.words])
+    name = words.index("zakharova")
+    assert after.found[she - 1, name] == 1.0 and after.found[she, name] == 0.0
+    assert after.x[she, 5] == pytest.approx(0.85 * weights[name] / weights.sum())

@@ -30,7 +30,7 @@ Korea?" is not answered by that sentence.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -62,6 +62,9 @@ class ComposerConfig:
     w_passage: float = 0.30
     cue_bonus: float = 0.10
     carry_share: float = 0.85  # of the question words a sentence that refers back takes from the one before
+    # The passages the composer read are listed in the order of this share of their fused retrieval score
+    # and the rest their best sentence's score (both relative to the best); see :func:`reorder`.
+    retrieval_share: float = 0.7
     follow_bonus: float = 0.20  # for the sentence right after the best one
     keep_ratio: float = 0.80  # a further sentence must score at least this share of the best one
     redundancy: float = 0.6  # term-set Jaccard above which a sentence repeats one already chosen
@@ -94,6 +97,7 @@ class Scored:
     evidence: float  # how much of the question the sentence and the candidates cover (the citation's score)
     terms: frozenset[str]
     cue: bool = False  # the sentence offers what the question type asks for
+    alone: float = 0.0  # the ranking score without the passage's share: what the sentence itself scores
 
 
 @dataclass(frozen=True)
@@ -121,10 +125,10 @@ def compose(
     """Build the answer for ``question``; ``query_text`` is what retrieval used (it may add history),
     ``translate`` gives a word of a question in another language its translations (:mod:`rag.lexicon`),
     ``exclude`` leaves sentence rows out of the candidates (``rag eval --without-gold``)."""
-    passages = tuple(_passage(snap, h) for h in hits[:top_k])
     ranking = score_sentences(
         snap, question, query_text, query_vector, hits, cfg, language, exclude, translate
     )
+    passages = tuple(_passage(snap, h) for h in reorder(hits, ranking, cfg)[:top_k])
     confidence = round(ranking.confidence, 4)
     chosen = select(ranking, cfg)
     if not chosen:
@@ -204,13 +208,14 @@ def score_sentences(
     # a carried word counts as the sentence's own
     weights = [cfg.w_cover, cfg.w_grams, cfg.w_dense, cfg.w_passage, cfg.cue_bonus, cfg.w_cover]
     scores = f.x @ np.array(weights)
+    alone = scores - cfg.w_passage * f.x[:, 3]
     order = sorted(range(len(pool)), key=lambda i: (-scores[i], pool[i][0]))
     qf = question_features(f.x, f.found, f.terms, scores, order[0])
     evidence = (1 - cfg.pool_share) * f.x[:, 0] + cfg.pool_share * qf[_POOL_COVER]
     out = [
-        Scored(row, hit, float(score), float(ev), info.stems, bool(cue))
-        for (row, hit), score, ev, info, cue in zip(
-            pool, scores.tolist(), evidence.tolist(), f.infos, f.x[:, 4].tolist(), strict=True
+        Scored(row, hit, float(score), float(ev), info.stems, bool(cue), float(own))
+        for (row, hit), score, ev, info, cue, own in zip(
+            pool, scores.tolist(), evidence.tolist(), f.infos, f.x[:, 4].tolist(), alone.tolist(), strict=True
         )
     ]
     ranked = [out[i] for i in order]
@@ -218,6 +223,43 @@ def score_sentences(
     if f.kind in _MUST_OFFER and not any(s.cue for s in _choose(ranked, cfg)):
         confidence *= cfg.untyped_factor  # "wann" answered without a date, "wie viele" without a number
     return Ranking(ranked, confidence, qf, f.cross)
+
+
+def reorder(hits: list[Hit], ranking: Ranking, cfg: ComposerConfig) -> list[Hit]:
+    """The hits, best first, as the answer lists them: the ``context_chunks`` the composer read reordered by
+    ``retrieval_share`` of their fused score and the rest their best sentence's score (:attr:`Scored.alone`),
+    each relative to the best; the hits after them keep their order, scored by the first part alone, so
+    the scores still fall. A chunk whose sentences answer the question moves ahead of one that only shares
+    its words with it. The scores are the passages' ``score``.
+
+    Measured with ``rag eval`` on XQuAD (dev half, 512-piece chunks, hit@1 / hit@3 / hit@5 / MRR@10,
+    before -> after): German questions 0.935 / 0.980 / 0.990 / 0.958 -> 0.946 / 0.982 / 0.990 / 0.965,
+    which makes the hybrid better than lexical alone (0.918 / 0.980 / 0.985 / 0.949) at every k; English
+    questions over the German articles 0.833 / 0.949 / 0.979 / 0.894 -> 0.858 / 0.966 / 0.979 / 0.911;
+    German questions over English articles 0.837 / 0.948 / 0.971 / 0.893 -> 0.882 / 0.962 / 0.971 / 0.923;
+    English articles and questions 0.958 / 0.990 / 0.993 / 0.974 -> 0.959 / 0.987 / 0.993 / 0.974. hit@5
+    cannot change: only the five chunks read are reordered. Shares from 0.5 to 0.8 all gain at hit@1
+    (German 0.936 to 0.946, measured offline on the same candidates); the answers themselves do not
+    change.
+    """
+    read, rest = hits[: cfg.context_chunks], hits[cfg.context_chunks :]
+    best_sentence: dict[str, float] = {}
+    for s in ranking.sentences:
+        key = s.hit.chunk.chunk_id
+        best_sentence[key] = max(best_sentence.get(key, 0.0), s.alone)
+    top_hit = max((h.score for h in hits), default=0.0) or 1.0
+    top_sentence = max(best_sentence.values(), default=0.0) or 1.0
+    share = cfg.retrieval_share
+
+    def retrieval(hit: Hit) -> float:
+        return share * max(hit.score, 0.0) / top_hit
+
+    scored = [
+        replace(h, score=retrieval(h) + (1 - share) * best_sentence.get(h.chunk.chunk_id, 0.0) / top_sentence)
+        for h in read
+    ]
+    scored.sort(key=lambda h: -h.score)  # stable: ties keep the retrieval order
+    return scored + [replace(h, score=retrieval(h)) for h in rest]
 
 
 def select(ranking: Ranking, cfg: ComposerConfig) -> list[Scored]:

@@ -65,7 +65,11 @@ class PassageOut(BaseModel):
     start: int
     end: int
     text: str
-    score: float
+    score: float = Field(
+        description="Relevance in [0, 1], best first: 0.7 of the fused retrieval score relative to the best "
+        "passage, plus, for the passages the answer was composed from, 0.3 of their best sentence's score "
+        "relative to the best one."
+    )
 
 
 class Timings(BaseModel):

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from rag.abstention import FEATURES
-from rag.answering import ComposerConfig, Ranking, Scored, candidates, features, score_sentences, select
+from rag.answering import (
+    ComposerConfig,
+    Ranking,
+    Scored,
+    candidates,
+    features,
+    reorder,
+    score_sentences,
+    select,
+)
 from rag.cues import cue_match, cues, question_kind
 from rag.discourse import carried, refers_back
 from rag.evidence import SentenceTerms, _participle_roots, _Word, match, question_terms, sentence_terms
@@ -255,3 +264,27 @@ def test_carried_words_rank_the_sentence_that_continues(fake_pipeline: Pipeline)
     name = words.index("zakharova")
     assert after.found[she - 1, name] == 1.0 and after.found[she, name] == 0.0
     assert after.x[she, 5] == pytest.approx(0.85 * weights[name] / weights.sum())
+
+
+def test_the_passages_read_are_reordered_by_their_best_sentence() -> None:
+    def hit(name: str, score: float) -> Hit:
+        return Hit(Chunk(name, "doc", 0, 1, name, ()), score)
+
+    hits = [hit("a", 1.0), hit("b", 0.9), hit("c", 0.8), hit("d", 0.4)]
+    cfg = ComposerConfig(context_chunks=3, retrieval_share=0.7)
+    sentences = [
+        replace(_scored(1, 0.0, 0.0, "x"), hit=hits[0], alone=0.2),
+        replace(_scored(2, 0.0, 0.0, "x"), hit=hits[1], alone=0.3),
+        replace(_scored(3, 0.0, 0.0, "x"), hit=hits[2], alone=0.8),  # the sentence that answers
+    ]
+    out = reorder(hits, _ranking(sentences), cfg)
+    assert [h.chunk.chunk_id for h in out] == ["c", "a", "b", "d"]
+    assert out[0].score == pytest.approx(0.7 * 0.8 + 0.3 * 1.0)
+    assert out[1].score == pytest.approx(0.7 * 1.0 + 0.3 * 0.25)
+    assert out[3].score == pytest.approx(0.7 * 0.4)  # not read: its retrieval share alone, still last
+    assert [h.score for h in out] == sorted((h.score for h in out), reverse=True)
+    # no sentences (all hidden, or none scored): the retrieval order stays
+    assert [h.chunk.chunk_id for h in reorder(hits, _ranking([]), cfg)] == ["a", "b", "c", "d"]
+    # all retrieval: the order is retrieval's
+    same = reorder(hits, _ranking(sentences), replace(cfg, retrieval_share=1.0))
+    assert [h.chunk.chunk_id for h in same] == ["a", "b", "c", "d"]

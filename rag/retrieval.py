@@ -22,7 +22,8 @@ paragraphs, this fusion: 0.708 / 0.926 / 0.801 before the translations, 0.828 / 
 words, 0.833 / 0.979 / 0.894 with phrases too. The best sentence's share was 0.6 until the translations came;
 0.4 then was as good or better at every k for both languages, by one to three questions (German hit@5 0.989 ->
 0.990, English hit@1 0.825 -> 0.828), which is within noise. The fusion is at least as good as the better
-input at every k (``rag eval``).
+input at every k (``rag eval``). These are retrieval's own order; the answer lists the passages it read
+reordered by their best sentence too (:func:`rag.answering.reorder`), which ``rag eval`` measures.
 
 Other methods (``RAG_FUSION``): ``rrf`` (weighted reciprocal rank fusion of the lexical and dense mixes),
 and ``dense`` / ``lexical`` (one retriever alone, for measuring).

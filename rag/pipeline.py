@@ -70,6 +70,7 @@ class Pipeline:
             max_sentences=settings.max_sentences,
             abstain_threshold=settings.abstain_threshold,
             cross_abstain_threshold=settings.cross_abstain_threshold,
+            retrieval_share=settings.retrieval_share,
         )
         self.corpus = CorpusWriter(Path(settings.corpus_dir))
         self.lexicon: Lexicon = load_lexicon(settings.lexicon)

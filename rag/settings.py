@@ -82,6 +82,14 @@ class Settings(BaseSettings):
         "whose evidence is weaker.",
     )
 
+    retrieval_share: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="Share of the retrieval score in the order of the passages an answer was composed from; "
+        "the rest is their best sentence's score (1 = retrieval's own order).",
+    )
+
     # --- server
     host: str = Field("127.0.0.1", description="Address `rag serve` binds to.")
     port: int = Field(7860, ge=1, le=65535, description="Port `rag serve` listens on.")

@@ -46,6 +46,21 @@ def test_top_k_limits_passages(fake_pipeline: Pipeline) -> None:
         fake_pipeline.ask("Nordkorea", top_k=21)
 
 
+def test_passages_are_listed_best_first_and_retrieval_share_1_keeps_retrievals_order(
+    fake_pipeline: Pipeline, fake_settings: Settings
+) -> None:
+    question = "Wer ist der russische UN-Botschafter?"
+    shipped = fake_pipeline.ask(question, top_k=5).passages
+    assert [p.score for p in shipped] == sorted((p.score for p in shipped), reverse=True)
+    plain = build_pipeline(fake_settings.model_copy(update={"retrieval_share": 1.0}), WordsEmbedder())
+    hits = plain.search(plain.snapshot, question, 5).hits
+    passages = plain.ask(question, top_k=5).passages
+    assert [(p.doc_id, p.start) for p in passages] == [(h.chunk.doc_id, h.chunk.start) for h in hits]
+    assert {(p.doc_id, p.start) for p in passages} == {(p.doc_id, p.start) for p in shipped}
+    # the passage whose sentence names the ambassador moves up
+    assert [(p.doc_id, p.start) for p in passages] != [(p.doc_id, p.start) for p in shipped]
+
+
 def test_unanswerable_question_abstains_in_its_language(fake_pipeline: Pipeline) -> None:
     de = fake_pipeline.ask("Wer hat die Fußball-Weltmeisterschaft 2014 gewonnen?")
     assert de.abstained and not de.citations and "nichts in den Artikeln" in de.answer

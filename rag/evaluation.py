@@ -113,15 +113,16 @@ def evaluate_squad(
         def is_right(i: int, a: Answer) -> bool:
             return not a.abstained and contains_any(_quoted(a), questions[i].gold.texts)
 
-        texts, given = [q.text for q in questions], [a for a, _ in answers]
+        given = [a for a, _ in answers]
+        off = abstention_off(pipeline, [q.text for q in questions]) if unanswerable or without_gold else []
         if unanswerable:
             asked = [a for a, _ in ask_all(pipeline, unanswerable)]
-            report["abstention"] = _abstention(pipeline, texts, given, is_right, asked)
+            report["abstention"] = _abstention(pipeline, given, off, is_right, asked)
         if without_gold:
             hidden = [a for a in (ask_without_gold(pipeline, q) for q in questions) if a is not None]
             report["without_gold"] = {
                 "skipped": len(questions) - len(hidden),
-                **_abstention(pipeline, texts, given, is_right, hidden),
+                **_abstention(pipeline, given, off, is_right, hidden),
             }
         if history:
             chats = [
@@ -151,9 +152,9 @@ def evaluate_question_set(
         return correct(answerable[i], a)
 
     report = _setup(pipeline, len(questions))
-    texts = [q.text for q in answerable]
+    off = abstention_off(pipeline, [q.text for q in answerable])
     asked = [a for a, _ in ask_all(pipeline, unanswerable)]
-    report["abstention"] = _abstention(pipeline, texts, answers, is_right, asked)
+    report["abstention"] = _abstention(pipeline, answers, off, is_right, asked)
     if followups:
         report["followups"] = _followups(pipeline, followups)
     report["failures"] = [
@@ -187,29 +188,31 @@ def correct(q: SetQuestion, answer: Answer) -> bool:
     return contains_any(" ".join(quotes), [q.answer])
 
 
+def abstention_off(pipeline: Pipeline, questions: Sequence[str]) -> list[Answer]:
+    """The answers to ``questions`` with abstention off: what a lower threshold would give. An answer's
+    confidence does not depend on the threshold, so these and the configured answers make the sweep."""
+    update = {"abstain_threshold": 0.0, "cross_abstain_threshold": 0.0}
+    off = build_pipeline(pipeline.settings.model_copy(update=update), pipeline.embedder)
+    off.update_index()
+    return [a for a, _ in ask_all(off, questions)]
+
+
 def _abstention(
     pipeline: Pipeline,
-    answerable: Sequence[str],
     answers: Sequence[Answer],
+    off: Sequence[Answer],
     is_right: Callable[[int, Answer], bool],
     asked: Sequence[Answer],
 ) -> dict[str, Any]:
     """Rates at the configured thresholds, as asked, and the sweep over thresholds.
 
-    ``answers[i]`` is the configured pipeline's answer to ``answerable[i]``; ``is_right(i, answer)`` judges
-    an answer to it; ``asked`` are its answers to questions the articles do not answer. An answer's
-    confidence does not depend on the threshold, so only the answerable questions are asked again, with
-    abstention off, to judge the answers a lower threshold would give.
+    ``answers[i]`` is the configured pipeline's answer to the ``i``-th answerable question and ``off[i]``
+    the same with abstention off (:func:`abstention_off`); ``is_right(i, answer)`` judges an answer to it;
+    ``asked`` are the configured answers to questions the articles do not answer.
     """
     settings = pipeline.settings
-    off_settings = settings.model_copy(update={"abstain_threshold": 0.0, "cross_abstain_threshold": 0.0})
-    off = build_pipeline(off_settings, pipeline.embedder)
-    off.update_index()
     articles = pipeline.snapshot.bm25.analyzer.language
-    trials = [
-        (a.language, Trial(a.confidence, True, is_right(i, a)))
-        for i, (a, _) in enumerate(ask_all(off, answerable))
-    ]
+    trials = [(a.language, Trial(a.confidence, True, is_right(i, a))) for i, a in enumerate(off)]
     trials += [(a.language, Trial(a.confidence, False, False)) for a in asked]
     report: dict[str, Any] = {
         **_given(answers, asked),

@@ -66,9 +66,9 @@ class PassageOut(BaseModel):
     end: int
     text: str
     score: float = Field(
-        description="Relevance in [0, 1], best first: 0.7 of the fused retrieval score relative to the best "
-        "passage, plus, for the passages the answer was composed from, 0.3 of their best sentence's score "
-        "relative to the best one."
+        description="Relevance in [0, 1], best first: RAG_RETRIEVAL_SHARE (0.7) of the fused retrieval score "
+        "relative to the best passage, plus, for the passages the answer was composed from, the rest times "
+        "their best sentence's score relative to the best one."
     )
 
 

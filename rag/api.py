@@ -40,7 +40,7 @@ from rag.errors import (
     WritesDisabledError,
 )
 from rag.followup import Turn
-from rag.middleware import BodyLimit, SecurityHeaders, refuse_other_methods
+from rag.middleware import BodyLimit, HostCheck, SecurityHeaders, refuse_other_methods
 from rag.pipeline import Pipeline, build_pipeline
 from rag.schemas import (
     AskRequest,
@@ -105,7 +105,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
-    # outermost, so that every response gets the headers, the 413s and CORS answers included
+    app.add_middleware(HostCheck, allowed_hosts=settings.served_hosts())
+    # outermost, so that every response gets the headers, the 400s, 413s and CORS answers included
     app.add_middleware(SecurityHeaders, cors=bool(settings.cors_origins))
     app.include_router(router)
     refuse_other_methods(app, router.routes)

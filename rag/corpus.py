@@ -11,14 +11,22 @@ import os
 import re
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import yaml
 
 from rag.errors import BadDocumentError, DocumentExistsError, DocumentNotFoundError, DocumentTooLargeError
-from rag.loading import FRONT_MATTER, SUPPORTED_SUFFIXES, decode_text, doc_id_for, parse_document
-from rag.types import DocumentMeta
+from rag.loading import (
+    FRONT_MATTER,
+    SUPPORTED_SUFFIXES,
+    decode_text,
+    doc_id_for,
+    parse_document,
+    text_hash,
+)
+from rag.types import Document, DocumentMeta
 
 _MAX_NAME = 100
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
@@ -47,8 +55,17 @@ class CorpusWriter:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def add(self, filename: str, data: bytes, meta: DocumentMeta | None, max_bytes: int) -> str:
-        """Store one article; returns its document id."""
+    def add(
+        self,
+        filename: str,
+        data: bytes,
+        meta: DocumentMeta | None,
+        max_bytes: int,
+        same_text: Callable[[str], Document | None] = lambda key: None,
+    ) -> str:
+        """Store one article; returns its document id. ``same_text`` finds an article already in the corpus
+        by :func:`~rag.loading.text_hash`: an upload of its text under another name is refused before
+        anything is stored."""
         if len(data) > max_bytes:
             raise DocumentTooLargeError(f"the article is larger than the limit of {max_bytes} bytes")
         name = safe_filename(filename)
@@ -58,6 +75,11 @@ class CorpusWriter:
             head = "---\n" + yaml.safe_dump(fields, allow_unicode=True, sort_keys=False) + "---\n"
             payload = head.encode("utf-8") + data
         doc = parse_document(payload, name)  # raises BadDocumentError with the reason
+        same = same_text(text_hash(doc.text))
+        if same is not None:
+            raise DocumentExistsError(
+                f"this article is already in the corpus as {same.doc_id!r} ({same.path}); nothing was stored"
+            )
         target = self.root / name
         if target.exists() or any(doc_id_for(p) == doc.doc_id for p in self._paths()):
             raise DocumentExistsError(f"an article named {name!r} already exists; delete it first")

@@ -86,7 +86,7 @@ def build_index(
     started = time.perf_counter()
     report = BuildReport()
     with build_lock(index_dir):
-        loaded = load_corpus(corpus_dir)
+        loaded = load_corpus(corpus_dir, _indexed_files(index_dir))
         docs, report.skipped = loaded.documents, loaded.skipped
         language = corpus_language(docs)
         expected = expected_config(
@@ -130,6 +130,14 @@ def build_index(
         report.seconds,
     )
     return snap, report
+
+
+def _indexed_files(index_dir: Path) -> list[str]:
+    """The corpus paths the current build holds (they keep their articles over later duplicates)."""
+    try:
+        return list((read_manifest(index_dir) or {}).get("files", {}))
+    except IndexError_:
+        return []
 
 
 def _dimension(index_dir: Path, embedder: Embedder) -> int:

@@ -42,6 +42,10 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_GERMAN
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _TOKEN = re.compile(r"\w+(?:[-'’]\w+)*")
+# Longer "words" are not words (a run of letters without spaces): only their start is read, so one cannot
+# make thousands of n-grams. German compounds stay far below it ("Rindfleischetikettierungsgesetz": 31).
+MAX_WORD = 64
+_JOINERS = re.compile(r"[-'’]")
 # Question words are not in bm25s's lists but never name what is asked about; left in, "wann" or "womit"
 # (in no article) would weigh most in a question and their n-grams would match noise.
 _QUESTION_WORDS = re.findall(
@@ -121,8 +125,8 @@ class Analyzer:
         stop = stop_words(language)
         out: list[str] = []
         for match in _TOKEN.finditer(text.lower()):
-            token = match.group()
-            parts = re.split(r"[-'’]", token)
+            token = match.group()[:MAX_WORD]
+            parts = _JOINERS.split(token) if not token.isalnum() else [token]
             if len(parts) > 1:
                 out.extend(fold(p) for p in parts if p and p not in stop)
                 token = "".join(parts)

@@ -16,9 +16,11 @@ import hashlib
 import logging
 import os
 import re
+import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -39,7 +41,25 @@ _BLOCK_SEP = re.compile(r"\n[ \t]*\n\s*")
 _MD_HEADING = re.compile(r"\A#{1,6}[ \t]+")
 _HEADING_MAX_WORDS = 12
 _SENTENCE_END = (".", '"', "“", "”", "»", "«", "!", ":", ";", ",", ")")
-_ALLOWED_META = {"title", "date", "source", "language", "url"}
+_TAIL = 200  # characters at the end of a text searched for an author tag
+# Metadata values are short texts; an article's front matter is a few lines.
+META_LIMITS = {"title": 300, "date": 40, "source": 200, "language": 10, "url": 2000}
+MAX_FRONT_MATTER = 16_384
+URL = re.compile(r"https?://\S+\Z")
+
+
+class _AliasError(yaml.YAMLError):
+    pass
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: ``*a`` repeats an anchored value, and a few hundred bytes of
+    nested aliases expand into millions of characters (a "billion laughs"); front matter never needs them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise _AliasError("aliases are not allowed in front matter")
+        return super().compose_node(parent, index)
 
 
 @dataclass(frozen=True)
@@ -54,8 +74,12 @@ class LoadResult:
     skipped: list[Skipped]
 
 
-def load_corpus(corpus_dir: Path) -> LoadResult:
+def load_corpus(corpus_dir: Path, indexed: Collection[str] = ()) -> LoadResult:
     """Load every supported file under ``corpus_dir``; unusable files are skipped with a logged reason.
+
+    Two files with the same article text, or the same id, are one article: the file that was there first
+    keeps it (one of ``indexed``, the paths the index already holds; else the older file; else the first
+    by path), and the other is skipped as its duplicate, so a copy never hides the original.
 
     Raises:
         CorpusError: the folder does not exist, or holds no usable article.
@@ -66,10 +90,8 @@ def load_corpus(corpus_dir: Path) -> LoadResult:
             f"corpus folder {corpus_dir} does not exist: create it and put .txt or .md articles in it"
         )
     root = corpus_dir.resolve()
-    documents: list[Document] = []
+    loaded: list[tuple[Document, float]] = []
     skipped: list[Skipped] = []
-    seen_ids: dict[str, str] = {}
-    seen_hashes: dict[str, str] = {}
     for path in sorted(corpus_dir.rglob("*")):
         rel = path.relative_to(corpus_dir).as_posix()
         if any(part.startswith(".") for part in path.relative_to(corpus_dir).parts):
@@ -77,29 +99,40 @@ def load_corpus(corpus_dir: Path) -> LoadResult:
         if path.is_dir():
             continue
         try:
-            doc = _load_checked(path, rel, root)
+            loaded.append((_load_checked(path, rel, root), path.lstat().st_mtime))
         except BadDocumentError as exc:
-            shown = os.fsencode(rel).decode("utf-8", "replace")
-            skipped.append(Skipped(shown, exc.message))
-            log.warning("skipped %s: %s", shown, exc.message)
-            continue
-        if doc.doc_id in seen_ids:
-            reason = f"its id {doc.doc_id!r} is already used by {seen_ids[doc.doc_id]}"
-        elif doc.sha256 in seen_hashes:
-            reason = f"duplicate of {seen_hashes[doc.sha256]}"
+            _skip(skipped, os.fsencode(rel).decode("utf-8", "replace"), exc.message)
+    first = set(indexed)
+    loaded.sort(key=lambda entry: (entry[0].path not in first, entry[1], entry[0].path))
+    documents: list[Document] = []
+    by_id: dict[str, str] = {}
+    by_text: dict[str, str] = {}
+    for doc, _ in loaded:
+        key = text_hash(doc.text)
+        if doc.doc_id in by_id:
+            _skip(skipped, doc.path, f"its id {doc.doc_id!r} is already used by {by_id[doc.doc_id]}")
+        elif key in by_text:
+            _skip(skipped, doc.path, f"duplicate of {by_text[key]}")
         else:
-            seen_ids[doc.doc_id] = rel
-            seen_hashes[doc.sha256] = rel
+            by_id[doc.doc_id] = by_text[key] = doc.path
             documents.append(doc)
-            continue
-        skipped.append(Skipped(rel, reason))
-        log.warning("skipped %s: %s", rel, reason)
     if not documents:
         raise CorpusError(
             f"corpus folder {corpus_dir} has no usable article: put UTF-8 .txt or .md files in it"
             + (f" ({len(skipped)} file(s) skipped)" if skipped else "")
         )
+    documents.sort(key=lambda d: d.path)
     return LoadResult(documents, skipped)
+
+
+def text_hash(text: str) -> str:
+    """What makes two files the same article: the hash of their text (front matter aside)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _skip(skipped: list[Skipped], path: str, reason: str) -> None:
+    skipped.append(Skipped(path, reason))
+    log.warning("skipped %s: %s", path, reason)
 
 
 def _load_checked(path: Path, rel: str, root: Path) -> Document:
@@ -166,37 +199,66 @@ def parse_document(data: bytes, rel_path: str) -> Document:
     )
 
 
-def _split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
     match = FRONT_MATTER.match(text)
     if not match:
         return {}, text
+    if len(match.group(1)) > MAX_FRONT_MATTER:
+        raise BadDocumentError(f"its front matter is longer than {MAX_FRONT_MATTER} characters")
     try:
-        raw = yaml.safe_load(match.group(1)) or {}
+        raw = yaml.load(match.group(1), Loader=_NoAliasLoader) or {}
     except yaml.YAMLError as exc:
-        raise BadDocumentError(f"its YAML front matter does not parse ({exc.__class__.__name__})") from exc
+        why = "aliases are not allowed" if isinstance(exc, _AliasError) else exc.__class__.__name__
+        raise BadDocumentError(f"its YAML front matter does not parse ({why})") from exc
     if not isinstance(raw, dict):
         raise BadDocumentError("its front matter is not a mapping of keys to values")
-    unknown = set(map(str, raw)) - _ALLOWED_META
+    unknown = set(map(str, raw)) - set(META_LIMITS)
     if unknown:
-        log.warning("%s: ignoring unknown front matter keys %s", "front matter", sorted(unknown))
-    meta = {k: raw[k] for k in _ALLOWED_META if raw.get(k) is not None}
-    if any(0xD800 <= ord(ch) <= 0xDFFF for v in meta.values() for ch in str(v)):
+        log.warning("%s: ignoring unknown front matter keys %s", "front matter", sorted(unknown)[:10])
+    meta = {k: check_meta(k, raw[k]) for k in META_LIMITS if raw.get(k) is not None}
+    return {k: v for k, v in meta.items() if v}, text[match.end() :]
+
+
+def check_meta(name: str, value: object) -> str:
+    """A metadata value as the text it stands for, its white space folded, checked: a scalar, at most
+    ``META_LIMITS[name]`` characters, no control characters, a URL only with http(s).
+
+    Raises:
+        BadDocumentError: the value breaks one of those rules.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float | date):
+        raise BadDocumentError(f"its {name} must be text, not a {type(value).__name__}")
+    text = " ".join((value.isoformat() if isinstance(value, date) else str(value)).split())
+    if len(text) > META_LIMITS[name]:
+        raise BadDocumentError(f"its {name} is longer than {META_LIMITS[name]} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
         # a YAML escape such as "\ud800" makes a string that cannot be written as UTF-8 (the index, JSON)
-        raise BadDocumentError("its front matter has a \\u escape that is not a character")
-    return meta, text[match.end() :]
+        raise BadDocumentError(f"its {name} holds a control character or a \\u escape that is no character")
+    if name == "url" and text and not URL.match(text):
+        raise BadDocumentError("its url must be an http:// or https:// address")
+    return text
 
 
-def _meta(raw: dict[str, Any], found: dict[str, str], body: str, rel_path: str) -> DocumentMeta:
-    title = str(raw.get("title") or found.get("title") or _title_from_path(rel_path))
-    date = raw.get("date") or found.get("date")
-    language = str(raw.get("language") or detect_language(body)).lower()[:2]
+def _meta(raw: dict[str, str], found: dict[str, str], body: str, rel_path: str) -> DocumentMeta:
+    title = raw.get("title") or _shortened(found.get("title") or _title_from_path(rel_path))
+    language = (raw.get("language") or detect_language(body)).lower()[:2]
     return DocumentMeta(
-        title=title.strip(),
-        date=str(date) if date is not None else None,
-        source=str(raw.get("source") or found.get("source") or "") or None,
+        title=title,
+        date=raw.get("date") or found.get("date"),
+        source=raw.get("source") or found.get("source"),
         language=language if language in ("de", "en") else "de",
-        url=str(raw["url"]) if raw.get("url") else None,
+        url=raw.get("url"),
     )
+
+
+def _shortened(title: str) -> str:
+    """A title found in the text or the file name, cut at a word to at most ``META_LIMITS["title"]``."""
+    title = title.strip()
+    limit = META_LIMITS["title"]
+    if len(title) <= limit:
+        return title
+    cut = title.rfind(" ", limit // 2, limit)
+    return title[: cut if cut > 0 else limit - 1].rstrip() + "…"
 
 
 def _title_from_path(rel_path: str) -> str:
@@ -212,7 +274,7 @@ def _blocks(body: str, markdown: bool) -> tuple[list[Block], dict[str, str]]:
     if date:
         found["date"] = date.group(1)
         start = date.end()
-    tag = _AUTHOR_TAG.search(body, start)
+    tag = _AUTHOR_TAG.search(body, max(start, end - _TAIL))  # it ends the text: only the tail is searched
     if tag:
         end = tag.start()
     blocks: list[Block] = []

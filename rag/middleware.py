@@ -1,4 +1,4 @@
-"""ASGI guards around the whole server (API and chat UI): a body limit, security headers, 405s.
+"""ASGI guards around the whole server (API and chat UI): a host check, a body limit, security headers, 405s.
 
 They are plain ASGI rather than route code so that they also cover the mounted Gradio app, requests
 refused before any route runs, and bodies that arrive without a ``Content-Length``.
@@ -10,9 +10,11 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
+from starlette._utils import parse_host_header
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
@@ -50,6 +52,33 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+
+class HostCheck(TrustedHostMiddleware):
+    """Starlette's host check (its patterns: exact names, ``*.example.org``, ``*``), answering in JSON.
+
+    A page on another site can make a browser send requests to this server under the attacker's own
+    host name (DNS rebinding); refusing every ``Host`` the server is not configured for stops that, and
+    Gradio builds the URLs it hands out from that header.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.allow_any or scope["type"] not in ("http", "websocket") or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        detail = "this server does not answer to that host name (RAG_ALLOWED_HOSTS lists the ones it does)"
+        await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> bool:
+        host_header = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        parsed = parse_host_header(host_header)
+        if parsed is None:
+            return False
+        host = parsed.host.lower().strip("[]")
+        return any(
+            host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+            for pattern in self.allowed_hosts
+        )
 
 
 class BodyLimit:

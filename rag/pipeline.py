@@ -25,7 +25,7 @@ from rag.followup import Turn, resolve_question
 from rag.indexing import BuildReport, build_index
 from rag.language import detect_language, other_language
 from rag.lexicon import Lexicon, NoLexicon, Translate, load_lexicon
-from rag.loading import doc_id_for
+from rag.loading import doc_id_for, text_hash
 from rag.retrieval import RetrievalConfig, retrieve
 from rag.settings import Settings
 from rag.store import Snapshot
@@ -179,7 +179,9 @@ class Pipeline:
     def add_document(self, filename: str, data: bytes, meta: DocumentMeta | None = None) -> Document:
         """Store an uploaded article in the corpus and index it; returns it as indexed."""
         with self._update_lock:
-            doc_id = self.corpus.add(filename, data, meta, self.settings.max_upload_bytes)
+            if self._snap is None:  # the duplicate check reads the index
+                self._rebuild_locked()
+            doc_id = self.corpus.add(filename, data, meta, self.settings.max_upload_bytes, self._same_text)
             try:
                 self._rebuild_locked()
             except Exception:
@@ -191,6 +193,17 @@ class Pipeline:
                 self.corpus.remove(doc_id)  # the index never had it, so corpus and index agree again
                 raise DocumentExistsError(f"the article was not added: {reason}")
         return self.document(doc_id)
+
+    def _same_text(self, key: str) -> Document | None:
+        """The indexed article whose :func:`~rag.loading.text_hash` is ``key``, if there is one (the caller
+        holds the update lock, so the snapshot is read directly)."""
+        snap = self._snap
+        if snap is None:
+            return None
+        by_text = snap.extras.get("by_text")
+        if by_text is None:  # once per snapshot
+            by_text = snap.extras["by_text"] = {text_hash(d.text): d for d in snap.documents.values()}
+        return by_text.get(key)
 
     def delete_document(self, doc_id: str) -> None:
         with self._update_lock:

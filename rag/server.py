@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -24,12 +25,15 @@ log = logging.getLogger(__name__)
 
 def create_server_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     """The API with the Gradio chat mounted at ``/``, both over the same pipeline object."""
-    # Gradio reads this at import; the page must work offline and report nothing anywhere.
+    # Gradio reads these at import: the page must work offline and report nothing anywhere, and the
+    # files Gradio caches live under the index folder (emptied at start and exit), never in /tmp/gradio.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    cache = Path(settings.index_dir).resolve() / "gradio-cache"
+    os.environ["GRADIO_TEMP_DIR"] = str(cache)
     from ui.app import mount
 
     pipe = pipeline or build_pipeline(settings)
-    return mount(create_app(settings, pipe), pipe)
+    return mount(create_app(settings, pipe), pipe, cache)
 
 
 def run(settings: Settings, announce: Callable[[str], None] | None = None) -> None:

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="Key for the write endpoints; unset = writes off.")
     max_upload_bytes: int = Field(2_000_000, ge=1, description="Largest accepted article upload.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; none = off.")
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        description="Host names the server answers to (the Host header), a JSON list; `*.example.org` "
+        "matches subdomains, `*` any host. The address `rag serve` binds to is added. Others get 400.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "WARNING", description="Logging level of the entry points (`-v` on the CLI means INFO)."
     )
@@ -104,7 +109,15 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.candidates < self.top_k:
             raise ValueError("candidates must be at least top_k (fusion can only return what it is given)")
+        for host in self.allowed_hosts:
+            if "*" in host[1:] or (host.startswith("*") and host != "*" and not host.startswith("*.")):
+                raise ValueError(f"allowed_hosts: {host!r} is not a host name, '*.example.org' or '*'")
         return self
+
+    def served_hosts(self) -> list[str]:
+        """The host names requests may carry: ``allowed_hosts`` and the address the server binds to."""
+        bound = [] if self.host in ("0.0.0.0", "::", "") else [self.host.strip("[]")]
+        return list(dict.fromkeys([*self.allowed_hosts, *bound]))
 
 
 def load_settings(**overrides: object) -> Settings:

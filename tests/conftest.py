@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,10 @@ import pytest
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 from rag.testing import WordsEmbedder
+
+# Gradio reads this at import: the tests' own Gradio apps cache into a folder of this run, never /tmp/gradio
+# (the servers the tests start put theirs under their index folder; test_hardening_chat checks /tmp/gradio).
+GRADIO_TMP = os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="rag-tests-gradio-")
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -36,6 +42,12 @@ def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _gradio_tmp() -> Iterator[None]:
+    yield
+    shutil.rmtree(GRADIO_TMP, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="session")

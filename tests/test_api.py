@@ -35,7 +35,7 @@ ARTICLE = (
 
 @pytest.fixture
 def client(fake_pipeline: Pipeline, fake_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(fake_settings, fake_pipeline)) as c:
+    with TestClient(create_app(fake_settings, fake_pipeline), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -47,7 +47,7 @@ def keyed_settings(fake_settings: Settings) -> Settings:
 @pytest.fixture
 def keyed(keyed_settings: Settings) -> Iterator[TestClient]:
     pipeline = build_pipeline(keyed_settings, WordsEmbedder())
-    with TestClient(create_app(keyed_settings, pipeline)) as c:
+    with TestClient(create_app(keyed_settings, pipeline), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -241,7 +241,9 @@ def test_bad_uploads_are_refused_with_a_reason(
     keyed_settings: Settings, name: str, data: bytes, status: int, words: str
 ) -> None:
     settings = keyed_settings.model_copy(update={"max_upload_bytes": 2000})
-    with TestClient(create_app(settings, build_pipeline(settings, WordsEmbedder()))) as c:
+    with TestClient(
+        create_app(settings, build_pipeline(settings, WordsEmbedder())), base_url="http://127.0.0.1"
+    ) as c:
         before = sorted(Path(settings.corpus_dir).iterdir())
         response = c.post("/documents", files={"file": (name, data)}, headers=AUTH)
         assert response.status_code == status, response.text
@@ -314,7 +316,9 @@ def test_health_reports_the_index(client: TestClient) -> None:
 
 def test_before_startup_the_service_says_it_is_starting(fake_settings: Settings) -> None:
     pipeline = build_pipeline(fake_settings, WordsEmbedder())
-    client = TestClient(create_app(fake_settings, pipeline))  # no `with`: the lifespan has not run
+    client = TestClient(
+        create_app(fake_settings, pipeline), base_url="http://127.0.0.1"
+    )  # no `with`: the lifespan has not run
     health = client.get("/health")
     assert health.status_code == 503 and health.json()["status"] == "starting"
     response = client.post("/ask", json={"question": "Wann wurde Nordkorea gegründet?"})
@@ -326,7 +330,7 @@ def test_before_startup_the_service_says_it_is_starting(fake_settings: Settings)
 def test_the_lifespan_builds_the_index_and_loads_the_model(fake_settings: Settings) -> None:
     pipeline = build_pipeline(fake_settings, WordsEmbedder())
     assert not pipeline.ready
-    with TestClient(create_app(fake_settings, pipeline)) as c:
+    with TestClient(create_app(fake_settings, pipeline), base_url="http://127.0.0.1") as c:
         assert pipeline.ready and c.get("/health").status_code == 200
 
 

@@ -46,7 +46,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
         max_upload_bytes=20_000,
     )
     app = create_server_app(config, build_pipeline(config, WordsEmbedder()))
-    with TestClient(app):  # runs the lifespan once: model loaded, index built, then fuzzed in place
+    with TestClient(
+        app, base_url="http://127.0.0.1"
+    ):  # runs the lifespan once: model loaded, index built, then fuzzed in place
         yield app
 
 
@@ -95,4 +97,4 @@ def test_the_served_app_publishes_the_fuzzed_schema(served: FastAPI) -> None:
 )
 def test_every_api_operation_conforms_to_its_schema(served: FastAPI, case: schemathesis.Case) -> None:
     CALLS[f"{case.method} {case.path}"] += 1
-    case.call_and_validate(app=served, headers={"X-API-Key": KEY})
+    case.call_and_validate(app=served, base_url="http://127.0.0.1", headers={"X-API-Key": KEY})

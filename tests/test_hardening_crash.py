@@ -221,7 +221,9 @@ DAMAGE = {
 def test_the_server_rebuilds_a_damaged_index_at_start(
     fake_settings: Settings, caplog: pytest.LogCaptureFixture, damage: str
 ) -> None:
-    with TestClient(create_app(fake_settings, build_pipeline(fake_settings, WordsEmbedder()))) as client:
+    with TestClient(
+        create_app(fake_settings, build_pipeline(fake_settings, WordsEmbedder())), base_url="http://127.0.0.1"
+    ) as client:
         expected = [client.post("/ask", json={"question": q}).json()["answer"] for q in QUESTIONS]
     index = Path(fake_settings.index_dir)
     damaged = current_build(index)
@@ -229,7 +231,9 @@ def test_the_server_rebuilds_a_damaged_index_at_start(
     DAMAGE[damage](damaged)
 
     caplog.set_level(logging.WARNING)
-    with TestClient(create_app(fake_settings, build_pipeline(fake_settings, WordsEmbedder()))) as client:
+    with TestClient(
+        create_app(fake_settings, build_pipeline(fake_settings, WordsEmbedder())), base_url="http://127.0.0.1"
+    ) as client:
         assert client.get("/health").json()["status"] == "ready"
         assert [client.post("/ask", json={"question": q}).json()["answer"] for q in QUESTIONS] == expected
     assert current_build(index) != damaged  # a new build, not the damaged one

@@ -64,7 +64,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         corpus_dir=base / "corpus", index_dir=base / "index", model="test:words", api_key=SecretStr(KEY)
     )
     app = create_server_app(settings, build_pipeline(settings, WordsEmbedder()))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         expected = _without_timings(client.post("/ask", json={"question": QUESTION}).json())
         assert "1948" in expected["answer"]
         yield Served(app, client, base / "corpus", expected)
@@ -242,7 +242,7 @@ UPLOAD_CASES: list[tuple[str, str, bytes, int, str]] = [
         "kopie.md",
         (CORPUS / "000_ec495bea3a2a83c6.md").read_bytes(),
         409,
-        "duplicate of 000_ec495bea3a2a83c6.md",
+        "already in the corpus as '000_ec495bea3a2a83c6' (000_ec495bea3a2a83c6.md)",
     ),
     ("same name as a seed article", "000_ec495bea3a2a83c6.md", TEXT.encode(), 409, "already exists"),
 ]
@@ -397,7 +397,7 @@ def test_health_is_ready_only_once_the_model_is_loaded(fake_settings: Settings) 
     pipeline.update_index()  # an index can be loaded without the model (dimension from the manifest)
     app = create_server_app(fake_settings, pipeline)
     app.state.started = True
-    client = TestClient(app)  # no lifespan: nothing loads the model
+    client = TestClient(app, base_url="http://127.0.0.1")  # no lifespan: nothing loads the model
     assert pipeline.ready and not pipeline.model_loaded
     assert client.get("/health").status_code == 503
     pipeline.load_model()
@@ -420,3 +420,31 @@ def test_a_document_and_its_chunk_count_come_from_one_snapshot(
     seen = [served.client.get(f"/documents/{doc_id}").json() for _ in range(4)]
     pairs = {(b["text"], b["chunks"]) for b in seen}
     assert pairs == {(now.documents[doc_id].text, chunks), (changed.text, 0)}  # never mixed
+
+
+# --- the corpus stays whole, and metadata stays small (F3, F4)
+
+
+def test_an_upload_with_the_text_of_an_article_is_refused_and_the_original_stays(served: Served) -> None:
+    before = _corpus_files(served)
+    original = (served.corpus / "001_280cdb7c2d6d85fb.md").read_bytes()
+    for form in ({}, {"title": "Ein anderer Titel"}):  # metadata beside it make no other article
+        response = served.client.post(
+            "/documents", files={"file": ("000_aaa.md", original)}, data=form, headers=AUTH
+        )
+        assert response.status_code == 409, response.text
+        assert "already in the corpus as '001_280cdb7c2d6d85fb'" in response.json()["detail"]
+    assert _corpus_files(served) == before
+    assert served.client.get("/documents/001_280cdb7c2d6d85fb").status_code == 200
+    served.still_answers()
+
+
+def test_a_yaml_alias_bomb_is_refused(served: Served) -> None:
+    from .test_hardening_corpus import BOMB
+
+    before = _corpus_files(served)
+    data = f"---\n{BOMB}---\nEin Satz hier. Noch ein Satz.\n".encode()
+    response = served.client.post("/documents", files={"file": ("bombe.md", data)}, headers=AUTH)
+    assert response.status_code == 422 and "aliases are not allowed" in response.json()["detail"]
+    assert _corpus_files(served) == before
+    assert len(served.client.get("/documents").content) < 10_000

@@ -140,7 +140,7 @@ def test_the_service_says_which_word_list_it_uses(translating: Pipeline) -> None
 
     from rag.api import create_app
 
-    with TestClient(create_app(translating.settings, translating)) as client:
+    with TestClient(create_app(translating.settings, translating), base_url="http://127.0.0.1") as client:
         assert client.get("/health").json()["word_list"] == str(SAMPLE.resolve())
     assert NoLexicon().source is None
 

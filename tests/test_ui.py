@@ -193,7 +193,7 @@ def test_the_corpus_list_shows_titles_and_dates(chat: Chat) -> None:
 def server(fake_settings: Settings) -> Iterator[tuple[TestClient, Pipeline]]:
     pipeline = build_pipeline(fake_settings, WordsEmbedder())
     app = create_server_app(fake_settings, pipeline)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client, pipeline
 
 

@@ -7,19 +7,24 @@ for follow-up questions. Fully offline: system fonts, no analytics, nothing fetc
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import shutil
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from rag.errors import DocumentNotFoundError, RagError
 from rag.followup import Turn
 from rag.language import detect_language
-from rag.pipeline import Pipeline
+from rag.pipeline import MAX_QUESTION_CHARS, Pipeline
+from rag.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS
 from rag.types import Document
 from ui import render
+from ui.guard import Event, GradioGuard
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,11 @@ EXAMPLES = [
     "Who is Maria Zakharova?",
 ]
 _CONCURRENCY = 4  # questions answered at once; reads share one immutable index snapshot
+_FAILED = {
+    "de": "Die Frage konnte nicht beantwortet werden; der Fehler wurde protokolliert.",
+    "en": "The question could not be answered; the error was logged.",
+}
+_ANSWER_HEAD = 64_000  # characters of an answer's markup read back (its answer paragraph comes first)
 
 # Opening an article scrolls its box to the marked span (inside the box only, the chat stays put).
 _SCROLL_JS = """
@@ -80,28 +90,38 @@ _ABOUT = """
 
 
 class Chat:
-    """The chat's event handlers over ``pipeline``; it holds nothing else (the history is Gradio's)."""
+    """The chat's event handlers over ``pipeline``; it holds nothing else (the history is Gradio's).
+
+    The history arrives from the client, so the API's limits are applied before anything reads it: the
+    question is at most ``MAX_QUESTION_CHARS``, only the last ``MAX_HISTORY_TURNS`` turns are read, each
+    at most ``MAX_TURN_CHARS`` (an answer is read back from the head of its markup only).
+    """
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
     def add_question(self, message: str, history: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
         """Clear the box and show the question at once; :meth:`answer` then replies to it."""
-        message = (message or "").strip()
+        # one character over the limit is kept, so that the answer says the question is too long
+        message = (message if isinstance(message, str) else "")[: MAX_QUESTION_CHARS + 1].strip()
         if not message:
             return "", history
         return "", [*history, {"role": "user", "content": message}]
 
     def answer(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Answer the last user message, reading the earlier turns for follow-up questions."""
-        if not history or history[-1].get("role") != "user":
+        if not history or not isinstance(history[-1], dict) or history[-1].get("role") != "user":
             return history
-        question = _text(history[-1])
+        question = _text(history[-1], MAX_QUESTION_CHARS + 1)
         try:
-            answer = self.pipeline.ask(question, history=to_turns(history[:-1]))
+            earlier = to_turns(history[-1 - MAX_HISTORY_TURNS : -1])
+            answer = self.pipeline.ask(question, history=earlier)
             reply = render.answer_html(answer, self._lookup)
         except RagError as exc:
             reply = render.error_html(exc.message, detect_language(question))
+        except Exception:  # a bug, not the user's doing: logged, and the chat goes on
+            log.exception("answering %r failed", question[:200])
+            reply = render.error_html(_FAILED[detect_language(question)], detect_language(question))
         return [*history, {"role": "assistant", "content": reply}]
 
     def corpus(self) -> str:
@@ -157,26 +177,38 @@ def build_ui(pipeline: Pipeline) -> gr.Blocks:
 
 
 def to_turns(history: Sequence[dict[str, Any]]) -> list[Turn]:
-    """The chat history as the pipeline's turns: user questions, and the answers without their sources."""
+    """The chat history as the pipeline's turns: user questions, and the answers without their sources,
+    each at most ``MAX_TURN_CHARS``."""
     turns = []
     for message in history:
-        text = _text(message)
-        if message.get("role") == "assistant":
-            text = render.answer_text(text)
-        if message.get("role") in ("user", "assistant") and text.strip():
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            continue
+        if message["role"] == "assistant":  # its markup is long: read its head only
+            text = render.answer_text(_text(message, _ANSWER_HEAD), MAX_TURN_CHARS)
+        else:
+            text = _text(message, MAX_TURN_CHARS)
+        if text.strip():
             turns.append(Turn(message["role"], text))
     return turns
 
 
-def _text(message: dict[str, Any]) -> str:
-    """A message's text, whether its content is a string or Gradio's list of typed parts."""
+def _text(message: dict[str, Any], limit: int) -> str:
+    """A message's text, whether its content is a string or Gradio's list of typed parts, cut at ``limit``
+    characters; parts that are not text are ignored."""
     content = message.get("content")
     if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        return "\n".join(str(p.get("text", "")) for p in parts)
-    return ""
+        return content[:limit]
+    if not isinstance(content, list):
+        return ""
+    parts: list[str] = []
+    size = 0
+    for part in content:
+        if size > limit:
+            break
+        if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+            parts.append(part["text"][: limit - size + 1])
+            size += len(parts[-1]) + 1
+    return "\n".join(parts)[:limit]
 
 
 def theme() -> gr.themes.Base:
@@ -188,11 +220,17 @@ def theme() -> gr.themes.Base:
     )
 
 
-def mount(app: FastAPI, pipeline: Pipeline, path: str = "/") -> FastAPI:
-    """Mount the chat on ``app`` at ``path``, offline and without Gradio's own extras."""
-    return gr.mount_gradio_app(
+def mount(app: FastAPI, pipeline: Pipeline, cache_dir: Path, path: str = "/") -> FastAPI:
+    """Mount the chat on ``app`` at ``path``: offline, without Gradio's extras, behind :class:`GradioGuard`.
+
+    Gradio's file cache is ``cache_dir`` (the server puts it under the index folder and points
+    ``GRADIO_TEMP_DIR`` there before Gradio is imported); it is emptied now and when the app shuts down.
+    """
+    blocks = build_ui(pipeline).queue(default_concurrency_limit=_CONCURRENCY)
+    blocks.GRADIO_CACHE = str(cache_dir)
+    app = gr.mount_gradio_app(
         app,
-        build_ui(pipeline).queue(default_concurrency_limit=_CONCURRENCY),
+        blocks,
         path=path,
         footer_links=[],
         run_history=False,
@@ -200,9 +238,37 @@ def mount(app: FastAPI, pipeline: Pipeline, path: str = "/") -> FastAPI:
         mcp_server=False,
         pwa=False,
         enable_monitoring=False,
-        show_error=True,
-        max_file_size="100kb",  # the chat has no file inputs: keep Gradio's own upload route small
+        show_error=False,  # an unexpected error is logged, not shown (its text can name paths)
+        allowed_paths=[],
+        max_file_size="1kb",  # the chat takes no files (and the guard routes no upload)
         theme=theme(),
         css_paths=[CSS_PATH],
         js=_SCROLL_JS,
     )
+    # Gradio checks the paths of files in a payload (only what a user uploaded may be read) once its app
+    # is launched; a mounted app is never launched, so without this the checks return early and any file
+    # the server can read could be copied into the cache and served back.
+    blocks.has_launched = True
+    _empty(cache_dir)  # after mounting: Gradio makes folders for features this page does not route
+    gradio = app.router.routes[-1]
+    assert isinstance(gradio, Mount), "mount_gradio_app adds its app as the last route"
+    events = {i: Event(len(fn.inputs), bool(fn.queue)) for i, fn in blocks.fns.items()}
+    gradio.app = GradioGuard(gradio.app, events)
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(instance: FastAPI) -> AsyncIterator[Any]:
+        try:
+            async with started(instance) as state:
+                yield state
+        finally:
+            _empty(cache_dir)
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def _empty(folder: Path) -> None:
+    """``folder`` exists and is empty (nothing Gradio cached outlives a server)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)

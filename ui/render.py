@@ -19,6 +19,9 @@ from rag.types import Answer, Citation, Document, Passage
 ARTICLE_WINDOW = 60_000
 _NEAREST = 3  # closest passages shown with an abstention
 _CONTEXT = 240  # characters of the passage shown either side of a cited sentence
+_ANSWER_OPEN = '<p class="rag-answer-text">'
+# An answer quotes at most three sentences: escaped and marked up, it ends well inside this many characters.
+_ANSWER_SCAN = 64_000
 
 LABELS = {
     "de": {
@@ -99,11 +102,33 @@ def error_html(message: str, language: str) -> str:
     )
 
 
-def answer_text(message_html: str) -> str:
-    """The plain answer back out of :func:`answer_html`'s markup (for the conversation history)."""
-    match = re.search(r'<p class="rag-answer-text">(.*?)</p>', message_html)
-    inner = match.group(1) if match else message_html
-    return html.unescape(re.sub(r"<[^>]+>", "", inner.replace("<br>", "\n")))
+def answer_text(message_html: str, limit: int = 10_000) -> str:
+    """The plain answer back out of :func:`answer_html`'s markup (for the conversation history), at most
+    ``limit`` characters.
+
+    The message comes back from the client, so its size is the client's choice: only its first
+    :data:`_ANSWER_SCAN` characters are read (the answer paragraph opens every message this module
+    makes), and the markup is taken out by scanning forward once, never by a pattern that backtracks.
+    """
+    head = message_html[:_ANSWER_SCAN]
+    start = head.find(_ANSWER_OPEN)
+    end = head.find("</p>", start) if start >= 0 else -1
+    inner = head[start + len(_ANSWER_OPEN) : end] if end >= 0 else head
+    return html.unescape(strip_tags(inner.replace("<br>", "\n")))[:limit]
+
+
+def strip_tags(markup: str) -> str:
+    """``markup`` without its tags (``<`` up to the next ``>``), in one forward scan."""
+    out: list[str] = []
+    pos = 0
+    while (lt := markup.find("<", pos)) >= 0:
+        gt = markup.find(">", lt + 1)
+        if gt < 0:  # no tag closes after this point, so there are no more tags
+            break
+        out.append(markup[pos:lt])
+        pos = gt + 1
+    out.append(markup[pos:])
+    return "".join(out)
 
 
 def corpus_html(documents: Iterable[Document], language: str = "de") -> str:

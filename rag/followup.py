@@ -2,7 +2,14 @@
 
 "Und wann war das?" after "Wogegen hat Russland sein Veto eingelegt?" has no content words of its own;
 retrieval then searches for both together. A question with enough content words of its own is left as
-it is, so history never changes the answer to a standalone question.
+it is, so history never changes the answer to a standalone question; so is one that names its own
+subject with a verb of its own ("Wer ist der Bundeskanzler?", "Who is Nebensja?"), which a fragment
+("Mit wessen Unterstützung?") does not. "das" before a noun is an article ("Wann wurde das Abkommen
+unterzeichnet?"), not a word that refers back.
+
+``rag eval --after-unrelated`` measures that a standalone question asked after one about another
+article loses nothing (seed questions: 91% answered correctly and 96% of the unanswerable ones abstained
+on, alone and after; the XQuAD figures are in README "Quality").
 """
 
 from __future__ import annotations
@@ -19,6 +26,14 @@ _ANAPHORA = re.compile(
     re.IGNORECASE,
 )
 _FOLLOW_START = re.compile(r"^\s*(und|aber|also|and|but|so|what about|und was|wie ist es mit)\b", re.I)
+_ARTICLE = re.compile(r"\b[Dd]as\s+[A-ZÄÖÜ]")  # "das Abkommen": an article, not "das" that refers back
+# A finite verb of its own: with it, one content word is a subject the question names ("Wer ist der
+# Bundeskanzler?"); without it the question is a fragment of the one before ("Mit wessen Unterstützung?").
+_VERB = re.compile(
+    r"\b(ist|sind|war|waren|wird|werden|wurde|wurden|hat|haben|hatte|hatten|heißt|hieß|gibt|gab|kann|"
+    r"können|soll|sollen|is|are|was|were|has|have|had|does|do|did|will|can|could|would|should)\b",
+    re.IGNORECASE,
+)
 _STANDALONE_TERMS = 3
 
 
@@ -34,7 +49,9 @@ def resolve_question(question: str, history: Sequence[Turn], analyzer: Analyzer)
     if previous is None:
         return question
     terms = analyzer.terms(question)
+    refers_back = bool(_ANAPHORA.search(_ARTICLE.sub(" ", question)))
+    fragment = not terms or (len(terms) == 1 and not _VERB.search(question))
     dependent = len(terms) < _STANDALONE_TERMS and (
-        bool(_ANAPHORA.search(question)) or bool(_FOLLOW_START.search(question)) or len(terms) <= 1
+        refers_back or bool(_FOLLOW_START.search(question)) or fragment
     )
     return f"{previous.strip()} {question.strip()}" if dependent else question

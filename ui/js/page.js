@@ -83,9 +83,15 @@
     }
   });
 
+  // Escape closes the article, and hides a source's preview until the pointer or the focus moves on.
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") closePanel();
+    if (event.key !== "Escape") return;
+    closePanel();
+    document.body.classList.add("rag-no-tip");
   });
+  const tipsBack = () => document.body.classList.remove("rag-no-tip");
+  document.addEventListener("pointermove", tipsBack);
+  document.addEventListener("focusin", tipsBack);
 
   // Copying a selection inside the chat copies its text, never the page's markup.
   document.addEventListener("copy", (event) => {

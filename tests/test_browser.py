@@ -93,6 +93,13 @@ NESTED_SCROLLERS = """() => [...document.querySelectorAll("body *")].filter((el)
   const scrolls = /auto|scroll/.test(style.overflowY) && el.scrollHeight > el.clientHeight + 1;
   return scrolls && el.tagName !== "TEXTAREA" && el.getClientRects().length;
 }).map((el) => el.id || el.className)"""
+RINGLESS = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return []; // past the last stop, the browser's own
+  const style = getComputedStyle(el.closest("#rag-question") || el); // the question box rings its frame
+  const ringed = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2;
+  return ringed ? [] : [el.outerHTML.slice(0, 80)];
+}"""
 SMALL_TARGETS = """() => [...document.querySelectorAll("#rag-main a, #rag-main button, #rag-main summary")]
   .map((el) => [el, el.getBoundingClientRect()])
   .filter(([el, r]) => r.width > 2 && (r.width < 24 || r.height < 24))
@@ -383,6 +390,14 @@ def test_the_keyboard_reaches_the_question_box_through_the_skip_link_with_a_visi
         page.keyboard.press("Shift+Tab")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineWidth")
     assert float(outline.removesuffix("px")) >= 2 and page.locator(".rag-tip").first.is_visible()
+
+    page.locator(".rag-turn summary").first.click()  # the sources open: their buttons take focus too
+    page.mouse.click(3, 3)
+    unringed = []
+    for _ in range(30):  # every stop of the Tab order shows a ring (the question box's is on its frame)
+        page.keyboard.press("Tab")
+        unringed += page.evaluate(RINGLESS)
+    assert unringed == []
 
 
 # --- lighter turns

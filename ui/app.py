@@ -80,14 +80,19 @@ class Chat:
         try:
             answer = self.pipeline.ask(question, history=conversation.turns())
         except RagError as exc:
-            html = render.error_html(turn, question, exc.message, language)
-            return "", html, conversation.add(question, "", language, {})
+            return self._failed(turn, question, exc.message, language, conversation)
         except Exception:  # a bug, not the user's doing: logged, and the chat goes on
             log.exception("answering %r failed", question[:200])
-            html = render.error_html(turn, question, _FAILED[language], language)
-            return "", html, conversation.add(question, "", language, {})
+            return self._failed(turn, question, _FAILED[language], language, conversation)
         html = render.turn_html(turn, question, answer, self._lookup)
         return "", html, conversation.add(question, answer.answer, answer.language, render.sources(answer))
+
+    @staticmethod
+    def _failed(
+        turn: int, question: str, message: str, language: str, conversation: Conversation
+    ) -> tuple[str, str, Conversation]:
+        html = render.error_html(turn, question, message, language)
+        return "", html, conversation.add(question, "", language, {})
 
     def open_article(self, request: Any, conversation: Any) -> str:
         """The article panel for a page request ``"turn:card:counter"`` (see :meth:`Conversation.source`)."""

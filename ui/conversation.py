@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from rag.followup import Turn
 from rag.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS
 
-# Exchanges kept: the follow-up reading uses the last MAX_HISTORY_TURNS messages (25 exchanges); the
-# sources of older ones stay openable a while longer. At most ~60 KB per exchange (a 2,000-character
-# question, an answer of three sentences of at most 1,000 characters, eight spans with their quotes).
+# Exchanges kept: follow-ups read the last MAX_HISTORY_TURNS messages (25 exchanges); the sources of older
+# ones stay openable a while longer. An exchange holds at most ~8,000 characters (a 2,001-character
+# question, an answer of at most three sentences of at most 1,000 characters each, and the three quotes
+# its cards mark), so a session's conversation stays under ~400,000.
 KEPT = 50
 _REQUEST_CHARS = 40
 

@@ -51,7 +51,8 @@ LABELS = {
         "error": "Das hat nicht geklappt",
         "no_date": "ohne Datum",
         "empty": "Keine Artikel im Korpus.",
-        "question": "Frage",
+        "open_quote": "„",
+        "close_quote": "“",
     },
     "en": {
         "sources": "Sources",
@@ -76,7 +77,8 @@ LABELS = {
         "error": "That did not work",
         "no_date": "undated",
         "empty": "No articles in the corpus.",
-        "question": "Question",
+        "open_quote": "“",
+        "close_quote": "”",
     },
 }
 
@@ -235,8 +237,8 @@ def quote_copy(
     quote: str, title: str, date: str, doc_id: str, start: int, end: int, lab: dict[str, str]
 ) -> str:
     """A quote with its source, as a reporter pastes it: the sentence, title and date, and where it is."""
-    open_q, close_q = ("„", "“") if lab is LABELS["de"] else ("“", "”")
-    return f"{open_q}{quote}{close_q}\n— {title}, {date}; {_where(doc_id, start, end, lab)}"
+    quoted = f"{lab['open_quote']}{quote}{lab['close_quote']}"
+    return f"{quoted}\n— {title}, {date}; {_where(doc_id, start, end, lab)}"
 
 
 def answer_copy(question: str, answer: Answer, cards: list[Card], lab: dict[str, str]) -> str:

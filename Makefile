@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of PyTorch, installed before the project so that nothing resolves a CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup lexicon run ask index test test-fast lint typecheck browser eval bench clean
+.PHONY: setup lexicon run ask index test test-fast lint typecheck browser axe eval bench clean
 
 setup: $(STAMP)
 
@@ -44,7 +44,18 @@ index: setup
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: setup browser lexicon
+# axe-core, which the browser test injects into the chat page, from the npm registry at the version pinned
+# in tests/axe/package-lock.json (Debian's npm where there is none; needs root, as on CI).
+AXE    := tests/axe/node_modules/axe-core/axe.min.js
+
+axe: $(AXE)
+
+$(AXE): tests/axe/package.json tests/axe/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	cd tests/axe && npm ci --no-audit --no-fund --silent
+	@touch $(AXE)
+
+test: setup browser lexicon axe
 	@test -f $(DING) || { echo "the tests need $(DING): apt-get install trans-de-en (as root)" >&2; exit 1; }
 	$(BIN)/python -m pytest
 
@@ -72,4 +83,4 @@ bench: setup
 	$(BIN)/python -m bench.scale --json bench/results/scale.json
 
 clean:
-	rm -rf $(VENV) index/CURRENT index/builds .pytest_cache
+	rm -rf $(VENV) index/CURRENT index/builds .pytest_cache tests/axe/node_modules

@@ -128,7 +128,8 @@ def compose(
     ranking = score_sentences(
         snap, question, query_text, query_vector, hits, cfg, language, exclude, translate
     )
-    passages = tuple(_passage(snap, h) for h in reorder(hits, ranking, cfg)[:top_k])
+    focus = _best_sentences(snap, ranking)
+    passages = tuple(_passage(snap, h, focus) for h in reorder(hits, ranking, cfg)[:top_k])
     confidence = round(ranking.confidence, 4)
     chosen = select(ranking, cfg)
     if not chosen:
@@ -315,6 +316,17 @@ def _citation(snap: Snapshot, n: int, s: Scored) -> Citation:
     )
 
 
-def _passage(snap: Snapshot, hit: Hit) -> Passage:
+def _best_sentences(snap: Snapshot, ranking: Ranking) -> dict[str, tuple[int, int]]:
+    """The document offsets of each read chunk's best-ranked sentence, by chunk id."""
+    best: dict[str, tuple[int, int]] = {}
+    for s in ranking.sentences:  # best first
+        sentence = snap.sentences[s.index]
+        best.setdefault(s.hit.chunk.chunk_id, (sentence.start, sentence.end))
+    return best
+
+
+def _passage(snap: Snapshot, hit: Hit, focus: dict[str, tuple[int, int]]) -> Passage:
     c = hit.chunk
-    return Passage(c.doc_id, snap.documents[c.doc_id].meta.title, c.start, c.end, c.text, round(hit.score, 4))
+    start, end = focus.get(c.chunk_id, (None, None))
+    title = snap.documents[c.doc_id].meta.title
+    return Passage(c.doc_id, title, c.start, c.end, c.text, round(hit.score, 4), start, end)

@@ -164,6 +164,13 @@ WorkDirOpt = Annotated[
 HistoryOpt = Annotated[
     bool, typer.Option("--history", help="Also ask each question after the one before it (a chat).")
 ]
+AfterUnrelatedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--after-unrelated",
+        help="Also ask each question after one about another article (a standalone one must lose nothing).",
+    ),
+]
 WithoutGoldOpt = Annotated[
     bool,
     typer.Option(
@@ -184,6 +191,7 @@ def eval_(
     work_dir: WorkDirOpt = None,
     history: HistoryOpt = False,
     without_gold: WithoutGoldOpt = False,
+    after_unrelated: AfterUnrelatedOpt = False,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     verbose: VerboseOpt = False,
@@ -199,12 +207,14 @@ def eval_(
         parallel = squad.read_json(questions) if questions else None
         nope = [q.text for q in extra if q.answer is None]
         squad_set = squad.load_squad(data, parallel)
-        report = evaluate_squad(squad_set, settings, limit, seed, work_dir, nope, history, without_gold)
+        report = evaluate_squad(
+            squad_set, settings, limit, seed, work_dir, nope, history, without_gold, after_unrelated
+        )
     else:
         if without_gold:
             raise typer.BadParameter("--without-gold needs a SQuAD file (gold paragraphs)")
         asked = squad.sample(squad.load_question_set(data), limit, seed) + extra
-        report = evaluate_question_set(asked, settings, squad.load_followups(data))
+        report = evaluate_question_set(asked, settings, squad.load_followups(data), after_unrelated)
     report = {"file": str(file), "questions_file": str(questions) if questions else None, **report}
     output.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     typer.echo(format_report(report))

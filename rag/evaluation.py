@@ -91,11 +91,13 @@ def evaluate_squad(
     unanswerable: Sequence[str] = (),
     history: bool = False,
     without_gold: bool = False,
+    after_unrelated: bool = False,
 ) -> dict[str, Any]:
     """Index the file's articles, ask (a sample of) its questions, and return the report. With ``history``
     every question is asked once more after the one before it (a chat that moves on to a new question),
-    which must not change how well it is answered; with ``without_gold`` once more with its gold paragraph
-    hidden (module docstring)."""
+    which must not change how well it is answered; with ``after_unrelated`` once more after a question
+    about another article (:func:`unrelated_chats`); with ``without_gold`` once more with its gold
+    paragraph hidden (module docstring)."""
     questions = sample(squad.questions, limit, seed)
     with work_folder(work_dir) as folder:
         originals = write_corpus(squad.articles, folder / "corpus")
@@ -131,6 +133,15 @@ def evaluate_squad(
             again = ask_all(pipeline, [q.text for q in questions], chats)
             judged = [judge_answer(q, a, ms, originals) for q, (a, ms) in zip(questions, again, strict=True)]
             report["after_previous_question"] = summarize(judged)
+        if after_unrelated:
+            texts = [q.text for q in questions]
+            chats = unrelated_chats(texts, [q.gold.paragraph.doc_id for q in questions], given)
+            again = ask_all(pipeline, texts, chats)
+            judged = [judge_answer(q, a, ms, originals) for q, (a, ms) in zip(questions, again, strict=True)]
+            report["after_unrelated_question"] = {
+                **summarize(judged),
+                "changed_answers": sum(a.answer != b.answer for a, (b, _) in zip(given, again, strict=True)),
+            }
     return report
 
 
@@ -138,10 +149,34 @@ def _chat(question: str, answer: Answer) -> list[Turn]:
     return [Turn("user", question), Turn("assistant", answer.answer)]
 
 
+def unrelated_chats(
+    questions: Sequence[str], docs: Sequence[str | None], answers: Sequence[Answer]
+) -> list[list[Turn]]:
+    """For each question, a chat of one question about another article and its answer: the nearest one
+    before it in the list (wrapping round) whose document differs. A question no article answers (its
+    document ``None``) follows the questions that have one in turn, and never serves as the earlier one.
+    A standalone question asked after that chat must be answered as when asked alone; the chat is empty
+    where there is no such question."""
+    known = [j for j, doc in enumerate(docs) if doc is not None]
+    chats: list[list[Turn]] = []
+    for i, doc in enumerate(docs):
+        if doc is None:
+            j = known[i % len(known)] if known else None
+        else:
+            before = (k % len(docs) for k in range(i - 1, i - len(docs), -1))
+            j = next((k for k in before if docs[k] is not None and docs[k] != doc), None)
+        chats.append(_chat(questions[j], answers[j]) if j is not None else [])
+    return chats
+
+
 def evaluate_question_set(
-    questions: Sequence[SetQuestion], settings: Settings, followups: Sequence[FollowUp] = ()
+    questions: Sequence[SetQuestion],
+    settings: Settings,
+    followups: Sequence[FollowUp] = (),
+    after_unrelated: bool = False,
 ) -> dict[str, Any]:
-    """Ask a question set against the configured corpus (its index is brought up to date first)."""
+    """Ask a question set against the configured corpus (its index is brought up to date first); with
+    ``after_unrelated`` every question once more after one about another article (:func:`unrelated_chats`)."""
     pipeline = build_pipeline(settings)
     pipeline.warm_up()
     answerable = [q for q in questions if q.answer is not None]
@@ -157,6 +192,8 @@ def evaluate_question_set(
     report["abstention"] = _abstention(pipeline, answers, off, is_right, asked)
     if followups:
         report["followups"] = _followups(pipeline, followups)
+    if after_unrelated:
+        report["after_unrelated"] = _after_unrelated(pipeline, answerable, unanswerable, answers, asked)
     report["failures"] = [
         {"question": q.text, "expected": q.answer, "answer": a.answer}
         for i, (q, a) in enumerate(zip(answerable, answers, strict=True))
@@ -177,6 +214,31 @@ def _followups(pipeline: Pipeline, followups: Sequence[FollowUp]) -> dict[str, A
         "questions": len(followups),
         "correct_with_history": _share(with_chat),
         "correct_alone": _share(bare),
+    }
+
+
+def _after_unrelated(
+    pipeline: Pipeline,
+    answerable: Sequence[SetQuestion],
+    unanswerable: Sequence[str],
+    answers: Sequence[Answer],
+    asked: Sequence[Answer],
+) -> dict[str, Any]:
+    """The question set asked again, each question after one about another article: answerable ones
+    answered correctly and unanswerable ones abstained on, against the same questions asked alone."""
+    texts = [q.text for q in answerable] + list(unanswerable)
+    # an answerable question of unknown document counts as about an article of its own
+    docs = [q.doc_id or q.text for q in answerable] + [None] * len(unanswerable)
+    alone = [*answers, *asked]
+    again = [a for a, _ in ask_all(pipeline, texts, unrelated_chats(texts, docs, alone))]
+    after, after_nope = again[: len(answerable)], again[len(answerable) :]
+    return {
+        "questions": len(texts),
+        "answerable_correct_alone": _share([correct(q, a) for q, a in zip(answerable, answers, strict=True)]),
+        "answerable_correct_after": _share([correct(q, a) for q, a in zip(answerable, after, strict=True)]),
+        "unanswerable_abstained_alone": _share([a.abstained for a in asked]),
+        "unanswerable_abstained_after": _share([a.abstained for a in after_nope]),
+        "changed_answers": sum(a.answer != b.answer for a, b in zip(alone, again, strict=True)),
     }
 
 
@@ -322,12 +384,24 @@ def format_report(report: dict[str, Any]) -> str:
     if follow:
         lines.append(f"\nfollow-up questions ({follow['questions']})")
         lines += [f"  {k:<30} {_number(follow[k])}" for k in ("correct_with_history", "correct_alone")]
-    chat = report.get("after_previous_question")
-    if chat:
-        lines.append("\nthe same questions, each asked after the one before it")
-        lines += [
-            f"  {k:<30} {_number(v)}" for part in ("retrieval", "answers") for k, v in chat[part].items()
-        ]
+    for key, title in (
+        ("after_previous_question", "the one before it"),
+        ("after_unrelated_question", "one about another article"),
+    ):
+        chat = report.get(key)
+        if chat:
+            lines.append(f"\nthe same questions, each asked after {title}")
+            lines += [
+                f"  {k:<30} {_number(v)}" for part in ("retrieval", "answers") for k, v in chat[part].items()
+            ]
+            if "changed_answers" in chat:
+                lines.append(f"  {'changed_answers':<30} {chat['changed_answers']}")
+    unrelated = report.get("after_unrelated")
+    if unrelated:
+        lines.append(
+            f"\nthe same questions, each asked after one about another article ({unrelated['questions']})"
+        )
+        lines += [f"  {k:<30} {_number(v)}" for k, v in unrelated.items() if k != "questions"]
     for failure in report.get("failures", []):
         lines.append(f"\nnot answered correctly: {failure['question']} (expected {failure['expected']!r})")
     return "\n".join(lines)

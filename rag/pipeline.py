@@ -137,7 +137,7 @@ class Pipeline:
             "compose": round((done - retrieved) * 1000, 2),
             "total": round((done - started) * 1000, 2),
         }
-        return replace(answer, timings_ms=timings)
+        return replace(answer, timings_ms=timings, resolved_question=q.query_text)
 
     def search(self, snap: Snapshot, question: str, depth: int, history: Sequence[Turn] = ()) -> Query:
         """The question as retrieval sees it (resolved against the chat, embedded) and its best ``depth``

@@ -70,6 +70,11 @@ class PassageOut(BaseModel):
         "relative to the best passage, plus, for the passages the answer was composed from, the rest times "
         "their best sentence's score relative to the best one."
     )
+    focus_start: int | None = Field(
+        description="Where the passage's best sentence for the question starts in the document (null for a "
+        "passage the answer was not composed from)."
+    )
+    focus_end: int | None = Field(description="Where that sentence ends: text[focus_start:focus_end].")
 
 
 class Timings(BaseModel):
@@ -88,6 +93,10 @@ class AskResponse(BaseModel):
         "threshold (RAG_ABSTAIN_THRESHOLD) the bot abstains.",
     )
     language: str = Field(description='"de" or "en": the language of the question.')
+    resolved_question: str = Field(
+        description="What was searched for: the question itself, or a follow-up question together with the "
+        "earlier question it depends on."
+    )
     citations: list[CitationOut]
     passages: list[PassageOut] = Field(description="The closest passages, best first (also on abstention).")
     timings_ms: Timings

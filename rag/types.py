@@ -103,12 +103,17 @@ class Citation:
 
 @dataclass(frozen=True)
 class Passage:
+    """A retrieved passage, ``text == document.text[start:end]``; ``focus_start``/``focus_end`` are the
+    document offsets of its best sentence for the question (None for a passage the composer did not read)."""
+
     doc_id: str
     title: str
     start: int
     end: int
     text: str
     score: float
+    focus_start: int | None = None
+    focus_end: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ class Answer:
     passages: tuple[Passage, ...]
     confidence: float = 0.0  # estimated probability that the articles answer the question
     timings_ms: dict[str, float] = field(default_factory=dict)
+    resolved_question: str = ""  # what retrieval searched for: the question, or a follow-up with its chat
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +136,7 @@ class Answer:
             "abstained": self.abstained,
             "confidence": self.confidence,
             "language": self.language,
+            "resolved_question": self.resolved_question or self.question,
             "citations": [asdict(c) for c in self.citations],
             "passages": [asdict(p) for p in self.passages],
             "timings_ms": dict(self.timings_ms),

@@ -183,6 +183,31 @@ def test_follow_ups_are_resolved_and_standalone_questions_left_alone() -> None:
     assert resolve_question("Und wann war das?", [], DE) == "Und wann war das?"
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Wer ist der Bundeskanzler?",  # one content word, but its own subject and verb
+        "Who is Nebensja?",
+        "Wann wurde das Abkommen unterzeichnet?",  # "das" before a noun is an article
+        "Das Abkommen wurde wann unterzeichnet?",
+        "Wann wurde dieses Edikt erlassen?",  # XQuAD questions the first rule still rewrote
+        "Worum ging es in den Gerichtsverfahren?",  # an "es" that stands for nothing
+    ],
+)
+def test_a_question_that_names_its_own_subject_is_not_rewritten(question: str) -> None:
+    history = [Turn("user", "Wer ist der russische UN-Botschafter?"), Turn("assistant", "... Nebensja ...")]
+    assert resolve_question(question, history, DE) == question
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["Mit wessen Unterstützung?", "With whose support?", "Was sieht es vor?", "Wann war das?", "Und wer?"],
+)
+def test_fragments_and_questions_that_refer_back_are_follow_ups(question: str) -> None:
+    history = [Turn("user", "Wann wurde Nordkorea gegründet?"), Turn("assistant", "... 1948 ...")]
+    assert resolve_question(question, history, DE) == f"Wann wurde Nordkorea gegründet? {question}"
+
+
 def test_a_count_question_answered_without_a_number_loses_confidence(fake_pipeline: Pipeline) -> None:
     snap, cfg = fake_pipeline.snapshot, fake_pipeline.composer
     question = "Wie groß ist die Bevölkerung Nordkoreas?"  # the articles mention it, give no number

@@ -26,7 +26,16 @@ from .conftest import ROOT
 
 KEY = "s3cret-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-ANSWER_KEYS = {"answer", "abstained", "confidence", "language", "citations", "passages", "timings_ms"}
+ANSWER_KEYS = {
+    "answer",
+    "abstained",
+    "confidence",
+    "language",
+    "resolved_question",
+    "citations",
+    "passages",
+    "timings_ms",
+}
 ARTICLE = (
     "Die Stadt Beispielhausen eröffnete im Jahr 1999 ein Museum für Leuchttürme.\n\n"
     "Das Leuchtturmmuseum zeigt 42 Modelle aus aller Welt und zieht jedes Jahr viele Besucher an.\n"
@@ -71,8 +80,11 @@ def test_ask_answers_with_citations_whose_offsets_point_into_the_document(client
         assert text[c["start"] : c["end"]] == c["quote"]
         assert text[c["passage_start"] : c["passage_end"]] == c["passage"]
         assert f"{c['quote']} [{c['n']}]" in body["answer"]
+    assert body["resolved_question"] == "Wann wurde Nordkorea gegründet?"
     for p in body["passages"]:
         assert client.get(f"/documents/{p['doc_id']}").json()["text"][p["start"] : p["end"]] == p["text"]
+        # the passage's best sentence lies inside it
+        assert p["start"] <= p["focus_start"] < p["focus_end"] <= p["end"]
 
 
 def test_ask_is_the_pipelines_answer(client: TestClient, fake_pipeline: Pipeline) -> None:
@@ -98,6 +110,8 @@ def test_follow_up_question_uses_the_history(client: TestClient) -> None:
     follow = ask(client, "Und wann war das?", history=history)
     assert not follow["abstained"] and "Veto" in follow["citations"][0]["quote"]
     assert follow["answer"] != alone["answer"]
+    assert follow["resolved_question"] == f"{first} Und wann war das?"
+    assert alone["resolved_question"] == "Und wann war das?"
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,9 @@ from rag.evaluation import (
     evaluate_squad,
     format_report,
     gold_excluder,
+    unrelated_chats,
 )
+from rag.followup import Turn
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 from rag.squad import (
@@ -30,6 +32,7 @@ from rag.squad import (
     write_corpus,
 )
 from rag.testing import WordsEmbedder
+from rag.types import Answer
 
 from .conftest import BENCH, DATA, ROOT
 
@@ -184,10 +187,33 @@ def test_history_is_measured_beside_standalone(tmp_path: Path) -> None:
     assert after["answers"]["verbatim_rate"] == 1.0
 
 
+def test_each_question_is_asked_after_one_about_another_article() -> None:
+    answers = [Answer(f"q{i}", f"a{i}", False, "de", (), ()) for i in range(6)]
+    docs = ["x", "x", "y", "y", None, None]  # None: a question no article answers
+    chats = unrelated_chats([f"q{i}" for i in range(6)], docs, answers)
+    earlier = [chat[0].content for chat in chats]
+    assert earlier == ["q3", "q3", "q1", "q1", "q0", "q1"]  # nearest before (wrapping), another article
+    assert chats[0] == [Turn("user", "q3"), Turn("assistant", "a3")]
+    assert unrelated_chats(["q"], ["x"], answers[:1]) == [[]]  # no other article: asked alone
+
+
+def test_standalone_questions_after_unrelated_ones_are_measured(tmp_path: Path) -> None:
+    settings = Settings(model="test:words", index_dir=tmp_path / "unused")
+    report = evaluate_squad(
+        load_squad(read_json(TINY_DE)), settings, work_dir=tmp_path / "w", after_unrelated=True
+    )
+    after = report["after_unrelated_question"]
+    assert after["answers"] == report["answers"] and after["changed_answers"] == 0
+    assert "each asked after one about another article" in format_report(report)
+
+
 def test_evaluate_a_question_set_on_the_seed_corpus(fake_settings: Settings) -> None:
     data = read_json(DATA / "seed_questions.json")
     questions = load_question_set(data)[:3] + [q for q in load_question_set(data) if q.answer is None][:3]
-    report = evaluate_question_set(questions, fake_settings, load_followups(data)[:2])
+    report = evaluate_question_set(questions, fake_settings, load_followups(data)[:2], after_unrelated=True)
+    after = report["after_unrelated"]
+    assert after["questions"] == 6 and after["changed_answers"] == 0
+    assert after["answerable_correct_after"] == after["answerable_correct_alone"]
     ab = report["abstention"]
     assert (ab["answerable"], ab["unanswerable"]) == (3, 3)
     assert 0 <= ab["answerable_correct"] <= ab["answerable_answered"] <= 1

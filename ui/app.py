@@ -1,14 +1,17 @@
 """The Gradio chat: an adapter over the same :class:`~rag.pipeline.Pipeline` object the API serves.
 
-No state of its own: the conversation lives in the chat component's history, which each turn reads back
-for follow-up questions. Fully offline: system fonts, no analytics, nothing fetched from a CDN.
+The page keeps the rendered conversation; each question sends only its text, and each answer comes back
+as one new turn of HTML (:mod:`ui.render`), which the page adds below the others (``ui/js/log.js``). The
+conversation the follow-up questions need lives in Gradio's per-session state, as compact text
+(:class:`ui.conversation.Conversation`); articles are opened on demand. Fully offline: system fonts, no
+analytics, nothing fetched from a CDN.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,17 +21,17 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from rag.errors import DocumentNotFoundError, RagError
-from rag.followup import Turn
 from rag.language import detect_language
 from rag.pipeline import MAX_QUESTION_CHARS, Pipeline
-from rag.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS
 from rag.types import Document
 from ui import render
+from ui.conversation import Conversation
 from ui.guard import Event, GradioGuard
 
 log = logging.getLogger(__name__)
 
-CSS_PATH = Path(__file__).with_name("style.css")
+HERE = Path(__file__).parent
+CSS_PATH = HERE / "style.css"
 EXAMPLES = [
     "Wann wurde Nordkorea gegründet?",
     "Wogegen hat Russland sein Veto eingelegt?",
@@ -41,88 +44,64 @@ _FAILED = {
     "de": "Die Frage konnte nicht beantwortet werden; der Fehler wurde protokolliert.",
     "en": "The question could not be answered; the error was logged.",
 }
-_ANSWER_HEAD = 64_000  # characters of an answer's markup read back (its answer paragraph comes first)
+# The conversation's frame: the turns are added inside it by log.js, so Gradio never redraws them.
+_LOG_FRAME = (
+    '<div class="rag-log"><div class="rag-empty"><p><b>Fragen Sie die Artikel.</b> '
+    '<span lang="en">Ask the articles, in German or English.</span></p></div>'
+    '<div class="rag-turns" role="log" aria-label="Gespräch · Conversation"></div>'
+    '<p id="rag-status" class="rag-visually-hidden" role="status"></p></div>'
+)
+# Shows the question at once, before the server answers (the values go on to Chat.ask unchanged).
+_PENDING_JS = "(question, state) => { window.ragPending?.(question); return [question, state]; }"
 
-# Opening an article scrolls its box to the marked span (inside the box only, the chat stays put).
-_SCROLL_JS = """
-() => {
-  document.addEventListener("toggle", (event) => {
-    const box = event.target;
-    if (!(box instanceof HTMLDetailsElement) || !box.open || !box.classList.contains("rag-article")) return;
-    const body = box.querySelector(".rag-article-text");
-    const mark = box.querySelector("mark");
-    if (!body || !mark) return;
-    // the box is position: relative, so the mark's offsetTop is measured from the box's top
-    body.scrollTop = Math.max(0, mark.offsetTop - body.clientHeight / 3);
-  }, true);
-}
-"""
 
-_HEADER = """
-<div class="rag-header">
-  <div>
-    <h1>Nachrichten-Assistent <span class="rag-muted">· News Q&amp;A</span></h1>
-    <p>Fragen Sie die Artikel – jede Antwort ist ein wörtliches Zitat mit Quelle, die Sie im Artikel prüfen
-    können. <span class="rag-muted">Ask the articles in German or English; every answer is a quoted,
-    cited sentence you can check in its article.</span></p>
-  </div>
-  <a class="rag-api-link" href="/docs" target="_blank">API</a>
-</div>
-"""
-
-_ABOUT = """
-<div class="rag-about">
-  <h3>Was der Bot kann</h3>
-  <ul>
-    <li>antwortet nur mit wörtlich zitierten Sätzen aus den Artikeln, jeder mit Quelle [n]</li>
-    <li>zeigt jede zitierte Stelle markiert im ganzen Artikel</li>
-    <li>sagt, wenn die Artikel etwas nicht enthalten, und zeigt die nächstliegenden Stellen</li>
-    <li>versteht Folgefragen wie „Und wann war das?“</li>
-  </ul>
-  <h3>Was er nicht kann</h3>
-  <ul>
-    <li>nichts zusammenfassen, bewerten oder dazuerfinden; kein Wissen außerhalb der Artikel</li>
-  </ul>
-  <p class="rag-muted">Answers are verbatim quotes from the articles below, never generated text; questions
-  the articles do not answer get no answer. Nothing leaves this machine.</p>
-</div>
-"""
+def _js(name: str) -> str:
+    return (HERE / "js" / f"{name}.js").read_text(encoding="utf-8")
 
 
 class Chat:
-    """The chat's event handlers over ``pipeline``; it holds nothing else (the history is Gradio's).
-
-    The history arrives from the client, so the API's limits are applied before anything reads it: the
-    question is at most ``MAX_QUESTION_CHARS``, only the last ``MAX_HISTORY_TURNS`` turns are read, each
-    at most ``MAX_TURN_CHARS`` (an answer is read back from the head of its markup only).
-    """
+    """The chat's event handlers over ``pipeline``. The conversation is Gradio's per-session state; the
+    client sends only the question, which is cut to the API's limit before anything reads it, and the
+    history read for follow-ups is bounded like the API's (:meth:`Conversation.turns`)."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
-    def add_question(self, message: str, history: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-        """Clear the box and show the question at once; :meth:`answer` then replies to it."""
+    def ask(self, message: Any, conversation: Any) -> tuple[str, Any, Conversation]:
+        """Answer ``message``: clears the box, returns the new turn's HTML and the conversation with it."""
+        if not isinstance(conversation, Conversation):
+            conversation = Conversation()
         # one character over the limit is kept, so that the answer says the question is too long
-        message = (message if isinstance(message, str) else "")[: MAX_QUESTION_CHARS + 1].strip()
-        if not message:
-            return "", history
-        return "", [*history, {"role": "user", "content": message}]
-
-    def answer(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Answer the last user message, reading the earlier turns for follow-up questions."""
-        if not history or not isinstance(history[-1], dict) or history[-1].get("role") != "user":
-            return history
-        question = _text(history[-1], MAX_QUESTION_CHARS + 1)
+        question = (message if isinstance(message, str) else "")[: MAX_QUESTION_CHARS + 1].strip()
+        if not question:
+            return "", gr.skip(), conversation
+        turn = conversation.count + 1
+        language = detect_language(question)
         try:
-            earlier = to_turns(history[-1 - MAX_HISTORY_TURNS : -1])
-            answer = self.pipeline.ask(question, history=earlier)
-            reply = render.answer_html(answer, self._lookup)
+            answer = self.pipeline.ask(question, history=conversation.turns())
         except RagError as exc:
-            reply = render.error_html(exc.message, detect_language(question))
+            return self._failed(turn, question, exc.message, language, conversation)
         except Exception:  # a bug, not the user's doing: logged, and the chat goes on
             log.exception("answering %r failed", question[:200])
-            reply = render.error_html(_FAILED[detect_language(question)], detect_language(question))
-        return [*history, {"role": "assistant", "content": reply}]
+            return self._failed(turn, question, _FAILED[language], language, conversation)
+        html = render.turn_html(turn, question, answer, self._lookup)
+        return "", html, conversation.add(question, answer.answer, answer.language, render.sources(answer))
+
+    @staticmethod
+    def _failed(
+        turn: int, question: str, message: str, language: str, conversation: Conversation
+    ) -> tuple[str, str, Conversation]:
+        html = render.error_html(turn, question, message, language)
+        return "", html, conversation.add(question, "", language, {})
+
+    def open_article(self, request: Any, conversation: Any) -> str:
+        """The article panel for a page request ``"turn:card:counter"`` (see :meth:`Conversation.source`)."""
+        request = request[:40] if isinstance(request, str) else ""
+        if not isinstance(conversation, Conversation):
+            conversation = Conversation()
+        exchange, source = conversation.source(request)
+        doc = self._lookup(source.doc_id) if source else None
+        return render.article_html(doc, source, exchange.language if exchange else "de", request)
 
     def corpus(self) -> str:
         return render.corpus_html(self.pipeline.documents())
@@ -138,85 +117,63 @@ def build_ui(pipeline: Pipeline) -> gr.Blocks:
     """The chat page, wired to ``pipeline``."""
     chat = Chat(pipeline)
     with gr.Blocks(title="Nachrichten-Assistent · News Q&A", analytics_enabled=False) as demo:
-        gr.HTML(_HEADER, padding=False)
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=420):
-                chatbot = gr.Chatbot(
-                    elem_id="rag-chat",
-                    show_label=False,
-                    height="68vh",
-                    layout="panel",
-                    latex_delimiters=[],
-                    feedback_options=None,
-                    buttons=["copy"],
-                    placeholder=(
-                        "<div class='rag-placeholder'><b>Fragen Sie die Artikel.</b><br>"
-                        "Ask the articles, in German or English.</div>"
-                    ),
-                )
+        state = gr.State(Conversation())
+        gr.HTML(
+            render.static_html("header"), elem_id="rag-header", padding=False, apply_default_css=False,
+            js_on_load=None,
+        )  # fmt: skip
+        with gr.Row(equal_height=False, elem_id="rag-main"):
+            with gr.Column(scale=3, min_width=420, elem_id="rag-chat-column"):
+                turns = gr.HTML(
+                    "", html_template=_LOG_FRAME, js_on_load=_js("log"), elem_id="rag-log",
+                    padding=False, apply_default_css=False,
+                )  # fmt: skip
                 box = gr.Textbox(
-                    elem_id="rag-question",
-                    show_label=False,
-                    placeholder="Frage stellen … / Ask a question …",
-                    max_length=2000,
-                    submit_btn="Fragen",
-                    autofocus=True,
+                    elem_id="rag-question", label="Frage · Question", show_label=False,
+                    placeholder="Frage stellen … / Ask a question …", max_length=MAX_QUESTION_CHARS,
+                    submit_btn="Fragen", autofocus=True, render=False,
+                )  # fmt: skip
+                examples = gr.Examples(
+                    EXAMPLES, inputs=[box], label="Beispielfragen · Example questions", elem_id="rag-examples"
                 )
-                examples = gr.Examples(EXAMPLES, inputs=[box], label="Beispielfragen · Example questions")
-            with gr.Column(scale=1, min_width=260):
-                gr.HTML(_ABOUT, padding=False)
-                gr.HTML("<h3 class='rag-corpus-head'>Artikel im Korpus · Articles</h3>", padding=False)
-                corpus_list = gr.HTML(elem_id="rag-corpus")
+                box.render()
+            with gr.Column(scale=1, min_width=260, elem_id="rag-side"):
+                panel = gr.HTML("", elem_id="rag-panel", js_on_load=_js("panel"), padding=False,
+                                apply_default_css=False)  # fmt: skip
+                opener = gr.HTML("", html_template="", js_on_load=_js("opener"), elem_id="rag-opener",
+                                 padding=False, apply_default_css=False)  # fmt: skip
+                gr.HTML(render.static_html("about"), padding=False, apply_default_css=False, js_on_load=None)
+                corpus_list = gr.HTML(elem_id="rag-corpus", padding=False, apply_default_css=False,
+                                      js_on_load=None)  # fmt: skip
 
-        for event in (box.submit, examples.load_input_event.then):
-            event(chat.add_question, [box, chatbot], [box, chatbot], queue=False).then(
-                chat.answer, chatbot, chatbot
-            )
-        demo.load(chat.corpus, None, corpus_list)
+        quiet: dict[str, Any] = {"show_progress": "hidden", "js": _PENDING_JS}
+        box.submit(chat.ask, [box, state], [box, turns, state], api_name="ask", **quiet)
+        examples.load_input_event.then(
+            chat.ask, [box, state], [box, turns, state], api_name="ask_example", **quiet
+        )
+        opener.open(  # the custom event that opener.js triggers (gr.HTML makes it from its js_on_load)
+            chat.open_article, [opener, state], [panel], api_name="open_article", show_progress="hidden"
+        )
+        demo.load(chat.corpus, None, corpus_list, show_progress="hidden")
     return demo
 
 
-def to_turns(history: Sequence[dict[str, Any]]) -> list[Turn]:
-    """The chat history as the pipeline's turns: user questions, and the answers without their sources,
-    each at most ``MAX_TURN_CHARS``."""
-    turns = []
-    for message in history:
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            continue
-        if message["role"] == "assistant":  # its markup is long: read its head only
-            text = render.answer_text(_text(message, _ANSWER_HEAD), MAX_TURN_CHARS)
-        else:
-            text = _text(message, MAX_TURN_CHARS)
-        if text.strip():
-            turns.append(Turn(message["role"], text))
-    return turns
-
-
-def _text(message: dict[str, Any], limit: int) -> str:
-    """A message's text, whether its content is a string or Gradio's list of typed parts, cut at ``limit``
-    characters; parts that are not text are ignored."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content[:limit]
-    if not isinstance(content, list):
-        return ""
-    parts: list[str] = []
-    size = 0
-    for part in content:
-        if size > limit:
-            break
-        if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
-            parts.append(part["text"][: limit - size + 1])
-            size += len(parts[-1]) + 1
-    return "\n".join(parts)[:limit]
-
-
 def theme() -> gr.themes.Base:
-    """A calm theme on system fonts only (the default theme would load fonts from Google)."""
+    """A calm theme on system fonts only (the default theme would load fonts from Google), its muted text
+    dark enough to read (Soft's slate-400 on white is 2.6:1; slate-600 is 7.6:1)."""
     sans = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
     mono = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
     return gr.themes.Soft(
         primary_hue="indigo", secondary_hue="amber", neutral_hue="slate", font=sans, font_mono=mono
+    ).set(
+        body_text_color_subdued="*neutral_600",
+        body_text_color_subdued_dark="*neutral_300",
+        block_label_text_color="*neutral_700",
+        block_label_text_color_dark="*neutral_200",
+        block_title_text_color="*neutral_700",
+        block_title_text_color_dark="*neutral_200",
+        input_placeholder_color="*neutral_500",
+        input_placeholder_color_dark="*neutral_400",
     )
 
 
@@ -243,7 +200,7 @@ def mount(app: FastAPI, pipeline: Pipeline, cache_dir: Path, path: str = "/") ->
         max_file_size="1kb",  # the chat takes no files (and the guard routes no upload)
         theme=theme(),
         css_paths=[CSS_PATH],
-        js=_SCROLL_JS,
+        js=_js("page"),
     )
     # Gradio checks the paths of files in a payload (only what a user uploaded may be read) once its app
     # is launched; a mounted app is never launched, so without this the checks return early and any file

@@ -1,167 +1,300 @@
-"""HTML for the chat: answers with their sources, the cited span marked in its passage and in its article.
+"""HTML for the chat page from Jinja2 templates (``ui/templates``, autoescaped); the plain texts it copies.
 
-Everything that comes from an article (title, date, text) is HTML-escaped piece by piece; the only
-markup is built here, so markup or script inside an article is shown as text and never runs. The output
-holds no newline, so the chat's Markdown renderer passes it through as one HTML block untouched
-(a blank line would end the block and let Markdown reinterpret article text).
+Everything that comes from an article (title, date, text) reaches the templates as data and is escaped
+there; the only markup is the templates' own, so markup or script inside an article is shown as text and
+never runs. A turn carries its answer, a compact "Quellen (n)" list with a window of each passage around its
+marked sentence, and no whole article: an article is rendered on demand (:func:`article_html`).
 """
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from rag.types import Answer, Citation, Document, Passage
+from ui.conversation import Source
+from ui.emphasis import Kind, key_spans, pieces, question_kind
 
-# An article longer than this is shown as a window of this many characters around the cited span, so
-# that a 2 MB upload does not travel with every chat message (about 20 pages of a news article).
+# An article longer than this is shown as a window of this many characters around the marked span, so
+# that a 2 MB upload does not travel to the page (about 20 pages of a news article).
 ARTICLE_WINDOW = 60_000
-_NEAREST = 3  # closest passages shown with an abstention
-_CONTEXT = 240  # characters of the passage shown either side of a cited sentence
-_ANSWER_OPEN = '<p class="rag-answer-text">'
-# An answer quotes at most three sentences: escaped and marked up, it ends well inside this many characters.
-_ANSWER_SCAN = 64_000
+NEAREST = 3  # closest passages shown with a decline
+# Characters of the passage shown either side of a marked sentence: about four lines of a 390 px phone
+# screen either side, so the card is short and its highlight sits in its middle.
+_CONTEXT = 160
+_HIGH, _MEDIUM = 0.9, 0.75  # confidence levels of an answer: high from 0.9, medium from 0.75
 
 LABELS = {
     "de": {
         "sources": "Quellen",
+        "source": "Quelle",
         "closest": "Nächstliegende Stellen",
+        "no_answer_there": "keine Antwort darin",
         "abstained": "Keine Antwort in den Artikeln",
-        "open": "Ganzen Artikel öffnen",
-        "open_passage": "Stelle im Artikel zeigen",
-        "gone": "Dieser Artikel ist nicht mehr im Korpus.",
+        "understood": "Verstanden als:",
+        "confidence": "Sicherheit",
+        "high": "hoch",
+        "medium": "mittel",
+        "low": "gering",
+        "too_low": "zu gering für eine Antwort",
+        "open": "Im Artikel zeigen",
+        "copy_quote": "Zitat kopieren",
+        "copy_answer": "Antwort kopieren",
+        "copied": "Kopiert",
+        "close": "Schließen",
+        "gone": "Dieser Artikel ist nicht mehr im Korpus, oder die Stelle hat sich geändert.",
         "excerpt": "Ausschnitt des langen Artikels",
         "chars": "Zeichen",
         "error": "Das hat nicht geklappt",
         "no_date": "ohne Datum",
         "empty": "Keine Artikel im Korpus.",
-        "chunks": "Abschnitte",
+        "open_quote": "„",
+        "close_quote": "“",
     },
     "en": {
         "sources": "Sources",
+        "source": "Source",
         "closest": "Closest passages",
+        "no_answer_there": "no answer in them",
         "abstained": "The articles do not answer this",
-        "open": "Open the whole article",
-        "open_passage": "Show the passage in its article",
-        "gone": "This article is no longer in the corpus.",
+        "understood": "Understood as:",
+        "confidence": "Confidence",
+        "high": "high",
+        "medium": "medium",
+        "low": "low",
+        "too_low": "too low to answer",
+        "open": "Show in the article",
+        "copy_quote": "Copy quote",
+        "copy_answer": "Copy answer",
+        "copied": "Copied",
+        "close": "Close",
+        "gone": "This article is no longer in the corpus, or the passage has changed.",
         "excerpt": "Excerpt of a long article",
         "chars": "characters",
         "error": "That did not work",
         "no_date": "undated",
         "empty": "No articles in the corpus.",
-        "chunks": "passages",
+        "open_quote": "“",
+        "close_quote": "”",
     },
 }
 
 DocumentLookup = Callable[[str], Document | None]
+Runs = tuple[tuple[str, bool], ...]  # text as (piece, emphasised) runs
+
+_ENV = Environment(
+    loader=FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=StrictUndefined,
+)
 
 
-def _labels(language: str) -> dict[str, str]:
+def labels(language: str) -> dict[str, str]:
     return LABELS.get(language, LABELS["de"])
 
 
-def esc(text: str) -> str:
-    """Escaped text with line breaks kept as ``<br>`` (no raw newline may reach the Markdown renderer)."""
-    return html.escape(text, quote=True).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
+@dataclass(frozen=True)
+class Excerpt:
+    """A window of a passage around its marked sentence."""
+
+    before: str
+    marked: Runs
+    after: str
+    cut_before: bool
+    cut_after: bool
 
 
-def highlight(text: str, start: int, end: int, mark_class: str = "rag-cite") -> str:
-    """``text`` escaped, with ``text[start:end]`` inside ``<mark>``; built from escaped pieces only."""
-    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
-    return f'{esc(text[:start])}<mark class="{mark_class}">{esc(text[start:end])}</mark>{esc(text[end:])}'
+@dataclass(frozen=True)
+class Card:
+    """One source under an answer: a citation (``n``) or, with a decline, a closest passage."""
+
+    key: str  # "c1" for citation 1, "p2" for the second closest passage: its element id and article request
+    n: int | None
+    title: str
+    date: str
+    doc_id: str
+    start: int
+    end: int
+    excerpt: Excerpt
+    copy: str
 
 
-def answer_html(answer: Answer, lookup: DocumentLookup) -> str:
-    """One assistant message: the answer with its [n] markers, then the cited or the closest passages."""
-    lab = _labels(answer.language)
-    numbers = {c.n for c in answer.citations}
-    text = re.sub(
-        r"\[(\d+)\]",
-        lambda m: f'<span class="rag-ref">{m.group(0)}</span>' if int(m.group(1)) in numbers else m.group(0),
-        esc(answer.answer),
-    )
+@dataclass(frozen=True)
+class Quoted:
+    """One sentence of an answer with its ``[n]``."""
+
+    n: int
+    pieces: Runs
+    quote: str
+    title: str
+    date: str
+
+
+@dataclass(frozen=True)
+class Confidence:
+    percent: int
+    level: str  # high, medium, low
+    label: str
+
+
+def turn_html(turn: int, question: str, answer: Answer, lookup: DocumentLookup) -> str:
+    """One turn: the question, the answer with its ``[n]`` links, how it was understood, the confidence,
+    and its sources (or, with a decline, its closest passages) behind a closed disclosure."""
+    lab = labels(answer.language)
+    kind = question_kind(question)
     if answer.abstained:
-        head = f'<div class="rag-abstain-head">{esc(lab["abstained"])}</div>'
-        cards = "".join(_passage_card(p, lookup, lab) for p in answer.passages[:_NEAREST])
-        sources = _section(lab["closest"], cards) if cards else ""
-        return f'<div class="rag-msg rag-abstained">{head}{_answer_p(text)}{sources}</div>'
-    cards = "".join(_citation_card(c, lookup, lab) for c in answer.citations)
-    return f'<div class="rag-msg rag-answered">{_answer_p(text)}{_section(lab["sources"], cards)}</div>'
-
-
-def _answer_p(inner_html: str) -> str:
-    return f'<p class="rag-answer-text">{inner_html}</p>'
-
-
-def error_html(message: str, language: str) -> str:
-    lab = _labels(language)
-    return (
-        f'<div class="rag-msg rag-error"><div class="rag-error-head">{esc(lab["error"])}</div>'
-        f"{_answer_p(esc(message))}</div>"
+        cards = [_passage_card(i, p, lookup, lab) for i, p in enumerate(answer.passages[:NEAREST], start=1)]
+        sentences: list[Quoted] = []
+    else:
+        cards = [_citation_card(c, kind, lab) for c in answer.citations]
+        sentences = [_quoted(c, kind, lab) for c in answer.citations]
+    understood = answer.resolved_question if answer.resolved_question not in ("", question) else ""
+    return _ENV.get_template("turn.html.j2").render(
+        turn=turn,
+        question=question,
+        language=answer.language,
+        status="abstained" if answer.abstained else "answered",
+        lab=lab,
+        understood=understood,
+        sentences=sentences,
+        text=answer.answer,
+        confidence=_confidence(answer, lab),
+        copy=answer_copy(question, answer, cards, lab),
+        cards=cards,
     )
 
 
-def answer_text(message_html: str, limit: int = 10_000) -> str:
-    """The plain answer back out of :func:`answer_html`'s markup (for the conversation history), at most
-    ``limit`` characters.
-
-    The message comes back from the client, so its size is the client's choice: only its first
-    :data:`_ANSWER_SCAN` characters are read (the answer paragraph opens every message this module
-    makes), and the markup is taken out by scanning forward once, never by a pattern that backtracks.
-    """
-    head = message_html[:_ANSWER_SCAN]
-    start = head.find(_ANSWER_OPEN)
-    end = head.find("</p>", start) if start >= 0 else -1
-    inner = head[start + len(_ANSWER_OPEN) : end] if end >= 0 else head
-    return html.unescape(strip_tags(inner.replace("<br>", "\n")))[:limit]
+def error_html(turn: int, question: str, message: str, language: str) -> str:
+    lab = labels(language)
+    return _ENV.get_template("turn.html.j2").render(
+        turn=turn, question=question, language=language, status="error", lab=lab, understood="",
+        sentences=[], text=message, confidence=None, copy="", cards=[],
+    )  # fmt: skip
 
 
-def strip_tags(markup: str) -> str:
-    """``markup`` without its tags (``<`` up to the next ``>``), in one forward scan."""
-    out: list[str] = []
-    pos = 0
-    while (lt := markup.find("<", pos)) >= 0:
-        gt = markup.find(">", lt + 1)
-        if gt < 0:  # no tag closes after this point, so there are no more tags
-            break
-        out.append(markup[pos:lt])
-        pos = gt + 1
-    out.append(markup[pos:])
-    return "".join(out)
+def article_html(doc: Document | None, source: Source | None, language: str, request: str) -> str:
+    """The article panel: ``doc`` with ``source``'s span marked, or a note that it is gone (the article
+    was removed, or no longer holds the quoted text there)."""
+    lab = labels(language)
+    template = _ENV.get_template("article.html.j2")
+    if doc is None or source is None or doc.text[source.start : source.end] != source.quote:
+        return template.render(title=lab["source"], body=None, lab=lab, language=language, request=request)
+    text, offset, note = doc.text, 0, ""
+    if len(text) > ARTICLE_WINDOW:
+        offset = max(0, min(source.start - ARTICLE_WINDOW // 2, len(text) - ARTICLE_WINDOW))
+        text = text[offset : offset + ARTICLE_WINDOW]
+        note = f"{lab['excerpt']} ({offset}–{offset + len(text)})"
+    a, b = source.start - offset, source.end - offset
+    return template.render(
+        title=doc.meta.title,
+        date=doc.meta.date or lab["no_date"],
+        source=doc.meta.source,
+        start=source.start,
+        end=source.end,
+        excerpt_note=note,
+        body={"before": text[:a], "marked": text[a:b], "after": text[b:]},
+        mark_class="rag-near-mark" if source.near else "rag-cite",
+        lab=lab,
+        language=language,
+        request=request,
+    )
 
 
 def corpus_html(documents: Iterable[Document], language: str = "de") -> str:
-    lab = _labels(language)
-    items = "".join(
-        f'<li><span class="rag-doc-title">{esc(d.meta.title)}</span>'
-        f'<span class="rag-doc-meta">{esc(d.meta.date or lab["no_date"])}'
-        f"{' · ' + esc(d.meta.source) if d.meta.source else ''}</span></li>"
+    lab = labels(language)
+    shown = [
+        {"title": d.meta.title, "date": d.meta.date or lab["no_date"], "source": d.meta.source}
         for d in sorted(documents, key=lambda d: (d.meta.date or "", d.meta.title), reverse=True)
-    )
-    if not items:
-        return f'<p class="rag-muted">{esc(lab["empty"])}</p>'
-    return f'<ul class="rag-corpus">{items}</ul>'
+    ]
+    return _ENV.get_template("corpus.html.j2").render(documents=shown, lab=lab)
 
 
-def _section(title: str, cards: str) -> str:
-    return f'<div class="rag-sources"><div class="rag-sources-head">{esc(title)}</div>{cards}</div>'
+def static_html(name: str) -> str:
+    """A template without data: the page's header and its note on what the bot can do."""
+    return _ENV.get_template(f"{name}.html.j2").render()
 
 
-def _meta_line(badge: str, title: str, date: str | None, start: int, end: int, lab: dict[str, str]) -> str:
-    date_part = f'<span class="rag-date">{esc(date or lab["no_date"])}</span>'
-    return (
-        f'<div class="rag-source-meta">{badge}<span class="rag-title">{esc(title)}</span>{date_part}'
-        f'<span class="rag-offsets">{esc(lab["chars"])} {start}–{end}</span></div>'
-    )
+def sources(answer: Answer) -> dict[str, Source]:
+    """What each card of ``answer`` marks in its article, by card key (what :func:`article_html` opens)."""
+    if not answer.abstained:
+        return {f"c{c.n}": Source(c.doc_id, c.start, c.end, c.quote) for c in answer.citations}
+    out = {}
+    for i, p in enumerate(answer.passages[:NEAREST], start=1):
+        start, end = _focus(p)
+        out[f"p{i}"] = Source(p.doc_id, start, end, p.text[start - p.start : end - p.start], near=True)
+    return out
 
 
-def passage_window(
-    passage: str, start: int, end: int, context: int = _CONTEXT
-) -> tuple[str, int, int, bool, bool]:
+# --- plain texts for the clipboard
+
+
+def quote_copy(
+    quote: str, title: str, date: str, doc_id: str, start: int, end: int, lab: dict[str, str]
+) -> str:
+    """A quote with its source, as a reporter pastes it: the sentence, title and date, and where it is."""
+    quoted = f"{lab['open_quote']}{quote}{lab['close_quote']}"
+    return f"{quoted}\n— {title}, {date}; {_where(doc_id, start, end, lab)}"
+
+
+def answer_copy(question: str, answer: Answer, cards: list[Card], lab: dict[str, str]) -> str:
+    """The whole answer as plain text: question, answer, and a list of its sources (or closest passages)."""
+    head = f"{question}\n\n"
+    if answer.abstained:
+        listed = [f"- {c.title}, {c.date}; {_where(c.doc_id, c.start, c.end, lab)}" for c in cards]
+        body = f"{lab['abstained']}. {answer.answer}"
+        return head + body + (f"\n\n{lab['closest']}:\n" + "\n".join(listed) if listed else "")
+    listed = [f"[{c.n}] {c.title}, {c.date}; {_where(c.doc_id, c.start, c.end, lab)}" for c in cards]
+    return f"{head}{answer.answer}\n\n{lab['sources']}:\n" + "\n".join(listed)
+
+
+def _where(doc_id: str, start: int, end: int, lab: dict[str, str]) -> str:
+    return f"{doc_id}, {lab['chars']} {start}–{end}"
+
+
+# --- the pieces of a turn
+
+
+def _quoted(c: Citation, kind: Kind, lab: dict[str, str]) -> Quoted:
+    runs = tuple(pieces(c.quote, key_spans(c.quote, kind)))
+    return Quoted(c.n, runs, c.quote, c.title, c.date or lab["no_date"])
+
+
+def _citation_card(c: Citation, kind: Kind, lab: dict[str, str]) -> Card:
+    date = c.date or lab["no_date"]
+    if c.passage_start <= c.start <= c.end <= c.passage_end:
+        excerpt = excerpt_around(c.passage, c.start - c.passage_start, c.end - c.passage_start, kind)
+    else:
+        excerpt = excerpt_around(c.quote, 0, len(c.quote), kind)
+    copy = quote_copy(c.quote, c.title, date, c.doc_id, c.start, c.end, lab)
+    return Card(f"c{c.n}", c.n, c.title, date, c.doc_id, c.start, c.end, excerpt, copy)
+
+
+def _passage_card(i: int, p: Passage, lookup: DocumentLookup, lab: dict[str, str]) -> Card:
+    doc = lookup(p.doc_id)
+    date = (doc.meta.date if doc else None) or lab["no_date"]
+    start, end = _focus(p)
+    excerpt = excerpt_around(p.text, start - p.start, end - p.start, "")
+    copy = quote_copy(p.text[start - p.start : end - p.start], p.title, date, p.doc_id, start, end, lab)
+    return Card(f"p{i}", None, p.title, date, p.doc_id, start, end, excerpt, copy)
+
+
+def _focus(p: Passage) -> tuple[int, int]:
+    """The document offsets of a passage's best sentence; its start where it has none."""
+    start, end = p.focus_start, p.focus_end
+    if start is not None and end is not None and p.start <= start <= end <= p.end:
+        return start, end
+    return p.start, min(p.end, p.start + 2 * _CONTEXT)
+
+
+def excerpt_around(passage: str, start: int, end: int, kind: Kind, context: int = _CONTEXT) -> Excerpt:
     """The part of ``passage`` around ``[start, end)``: about ``context`` characters either side, cut at
-    spaces, so the cited sentence is in view in the card (a passage is up to ~140 words); returns the
-    window, the span's offsets in it, and whether text was left out before and after."""
+    spaces, the span marked and what a ``kind`` question asks for emphasised inside it."""
+    start, end = max(0, min(start, len(passage))), max(0, min(end, len(passage)))
     a = max(0, start - context)
     b = min(len(passage), end + context)
     if a > 0:
@@ -170,51 +303,16 @@ def passage_window(
     if b < len(passage):
         space = passage.rfind(" ", end, b)
         b = space if space >= 0 else end
-    return passage[a:b], start - a, end - a, a > 0, b < len(passage)
+    marked = passage[start:end]
+    runs = tuple(pieces(marked, key_spans(marked, kind)))
+    return Excerpt(passage[a:start], runs, passage[end:b], a > 0, b < len(passage))
 
 
-def _citation_card(c: Citation, lookup: DocumentLookup, lab: dict[str, str]) -> str:
-    in_passage = c.passage_start <= c.start <= c.end <= c.passage_end
-    if in_passage:
-        text, a, b, cut_before, cut_after = passage_window(
-            c.passage, c.start - c.passage_start, c.end - c.passage_start
-        )
-        passage = ("… " if cut_before else "") + highlight(text, a, b) + (" …" if cut_after else "")
+def _confidence(answer: Answer, lab: dict[str, str]) -> Confidence:
+    c = answer.confidence
+    if answer.abstained:
+        level, label = "low", lab["too_low"]
     else:
-        passage = f'<mark class="rag-cite">{esc(c.quote)}</mark>'
-    badge = f'<span class="rag-badge">{c.n}</span>'
-    return (
-        f'<div class="rag-source" data-n="{c.n}">{_meta_line(badge, c.title, c.date, c.start, c.end, lab)}'
-        f'<blockquote class="rag-passage">{passage}</blockquote>'
-        f"{_article(lookup(c.doc_id), c.start, c.end, c.quote, 'rag-cite', lab['open'], lab)}</div>"
-    )
-
-
-def _passage_card(p: Passage, lookup: DocumentLookup, lab: dict[str, str]) -> str:
-    doc = lookup(p.doc_id)
-    date = doc.meta.date if doc else None
-    return (
-        f'<div class="rag-source rag-near">{_meta_line("", p.title, date, p.start, p.end, lab)}'
-        f'<blockquote class="rag-passage">{esc(p.text)}</blockquote>'
-        f"{_article(doc, p.start, p.end, p.text, 'rag-near-mark', lab['open_passage'], lab)}</div>"
-    )
-
-
-def _article(
-    doc: Document | None, start: int, end: int, expected: str, mark: str, label: str, lab: dict[str, str]
-) -> str:
-    """A closed ``<details>`` with the whole article, ``[start, end)`` marked; opened, it scrolls there."""
-    if doc is None or doc.text[start:end] != expected:
-        return f'<p class="rag-muted">{esc(lab["gone"])}</p>'
-    text, offset, note = doc.text, 0, ""
-    if len(text) > ARTICLE_WINDOW:
-        offset = max(0, min(start - ARTICLE_WINDOW // 2, len(text) - ARTICLE_WINDOW))
-        text = text[offset : offset + ARTICLE_WINDOW]
-        note = f'<p class="rag-muted">{esc(lab["excerpt"])} ({offset}–{offset + len(text)})</p>'
-    title = f'<div class="rag-article-title">{esc(doc.meta.title)}</div>'
-    body = highlight(text, start - offset, end - offset, mark)
-    return (
-        f'<details class="rag-article"><summary>{esc(label)}</summary>'
-        f'<div class="rag-article-text">{title}{note}<div class="rag-article-body">{body}</div></div>'
-        "</details>"
-    )
+        level = "high" if c >= _HIGH else "medium" if c >= _MEDIUM else "low"
+        label = lab[level]
+    return Confidence(round(100 * c), level, label)

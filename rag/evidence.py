@@ -10,10 +10,7 @@ loaded index. A question word is found in a sentence
   or scaled by how many of its n-grams occur when at least half do (``Atomwaffen`` in
   ``Atomwaffenprogramms``, ``sanctions`` in ``Sanktionen``);
 - partly (0.6), when a sentence word shares a long prefix with it (``Russia``/``Russland``, ``schüren``/
-  ``schürten``);
-- not at all when the sentence has it only inside words a derivational suffix makes from it
-  (``Außenminister`` in ``Außenministeriums``; ``-ium``, ``-ung``, ``-heit`` ...): that is another word,
-  unlike a compound (``Atomwaffen`` in ``Atomwaffenprogramms``).
+  ``schürten``).
 
 For a question in another language than the articles, each word is also looked for by its translations
 (:mod:`rag.lexicon`) that the articles use or a candidate has in another form: ``population`` is found by
@@ -32,7 +29,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from rag.cues import Cues, cues
 from rag.discourse import refers_back
 from rag.language import other_language
 from rag.lexical import fold, grams, spelling
@@ -51,10 +47,6 @@ _PARTICIPLE = re.compile(
     r"^(ab|an|auf|aus|bei|durch|ein|fest|fort|her|hin|los|mit|nach|vor|weg|zu|zuruck|zusammen)?"
     r"ge([a-z]{3,}?)(?:et|t|en)$"
 )
-# German derivational suffixes (folded), inflected or not: a word they extend is another word
-_DERIVED = re.compile(
-    r"^(e|er|en)?(ium|ien|ung|heit|keit|schaft|lich|isch|ismus|ist|itat|ation|ei)(s|e|en|er|es|em|n)?$"
-)
 _cache_lock = threading.Lock()
 
 
@@ -64,8 +56,6 @@ class SentenceTerms:
     stems: frozenset[str]
     grams: frozenset[str]
     by_head: dict[str, tuple[str, ...]] = field(default_factory=dict)  # stems by their first 4 letters
-    cues: Cues | None = None
-    words: frozenset[str] = frozenset()  # folded surface words
     refers_back: bool = False  # its opening words refer to the sentence before it (:mod:`rag.discourse`)
 
 
@@ -88,10 +78,11 @@ class QuestionTerms:
     gram_set: frozenset[str] = frozenset()
     gram_total: float = 0.0
     asked: int = 0  # content words in the question, including those left out for a cross-language question
+    off: frozenset[str] = frozenset()  # matching rules switched off for measuring (RAG_ABLATE)
 
     def found(self, s: SentenceTerms) -> list[float]:
         """How well each question word is found in the sentence, in [0, 1]."""
-        return [match(w, s) for w in self.words]
+        return [match(w, s, self.off) for w in self.words]
 
     def cover(self, s: SentenceTerms) -> float:
         """Weighted share of the question's words found in the sentence (0 with no words)."""
@@ -124,7 +115,7 @@ def sentence_terms(snap: Snapshot, row: int) -> SentenceTerms:
         if len(stem) >= _MIN_PREFIX:
             by_head[stem[:_MIN_PREFIX]] = (*by_head.get(stem[:_MIN_PREFIX], ()), stem)
     word_grams = frozenset(g for w in words for g in grams(spelling(w)))
-    terms = SentenceTerms(text, stems, word_grams, by_head, cues(text), frozenset(words), refers_back(text))
+    terms = SentenceTerms(text, stems, word_grams, by_head, refers_back(text))
     with _cache_lock:
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
@@ -138,10 +129,11 @@ def question_terms(
     pool: Sequence[SentenceTerms],
     cross: bool,
     translate: Translate | None = None,
+    off: frozenset[str] = frozenset(),
 ) -> QuestionTerms:
     """The question's weighted words and n-grams; ``pool`` are the candidate sentences, ``cross`` says the
     question is in another language than the articles, ``translate`` gives a word's translations into
-    theirs (:mod:`rag.lexicon`)."""
+    theirs (:mod:`rag.lexicon`); ``off`` names matching rules switched off for measuring."""
     surface = _question_words(snap, text, cross)
     names = _names(text)
     phrases = _phrases(snap, surface, names, translate) if cross and translate else {}
@@ -152,9 +144,9 @@ def question_terms(
         w = _word(snap, word, name=word in names)
         if cross:
             known = translate(word) if translate else ()
-            w = _translated(snap, w, known, pool)
+            w = _translated(snap, w, known, pool, off)
             in_phrase = k in phrases or k - 1 in phrases
-            if (in_phrase or (not w.name and not known)) and not any(match(w, s) for s in pool):
+            if (in_phrase or (not w.name and not known)) and not any(match(w, s, off) for s in pool):
                 continue  # nothing to look for, or a phrase's word found only in the phrase ("council")
         words.append(w)
     n = max(len(snap.chunks), 1)
@@ -163,7 +155,7 @@ def question_terms(
     gram_weights = {g: _idf(n, int(df)) for g, df in zip(unique, dfs.tolist(), strict=True) if df}
     asked = len(surface) + len(phrases)
     total = sum(gram_weights.values())
-    return QuestionTerms(tuple(words), gram_weights, frozenset(gram_weights), total, asked)
+    return QuestionTerms(tuple(words), gram_weights, frozenset(gram_weights), total, asked, off)
 
 
 def translated_query(snap: Snapshot, text: str, translate: Translate, per_word: int = 3) -> str:
@@ -212,24 +204,31 @@ def _question_words(snap: Snapshot, text: str, cross: bool) -> list[str]:
     return list(dict.fromkeys(analyzer.words(text, other_language(analyzer.language) if cross else None)))
 
 
-def _translated(snap: Snapshot, w: _Word, known: Sequence[str], pool: Sequence[SentenceTerms]) -> _Word:
+def _translated(
+    snap: Snapshot, w: _Word, known: Sequence[str], pool: Sequence[SentenceTerms], off: frozenset[str]
+) -> _Word:
     """A cross-language word with those of its translations the articles use, or that a candidate has in
     another form (``drohen``: "drohte", ``Abkommen``: "Partnerschaftsabkommen"); it weighs as the rarest of
     them, or as a word the articles never use when there are none."""
-    found = _used(snap, known, pool)
+    found = _used(snap, known, pool, off)
     if not found:
         return w
     return replace(w, translations=tuple(found), weight=max(t.weight for t in found))
 
 
-def _used(snap: Snapshot, words: Sequence[str], pool: Sequence[SentenceTerms] = ()) -> list[_Word]:
+def _used(
+    snap: Snapshot,
+    words: Sequence[str],
+    pool: Sequence[SentenceTerms] = (),
+    off: frozenset[str] = frozenset(),
+) -> list[_Word]:
     """``words`` the articles use (or a sentence of ``pool`` has in another form), one per stem, in order."""
     out: dict[str, _Word] = {}
     unseen = _unseen(snap)
     for word in words:
         w = _word(snap, word)
         weight = max((p.weight for p in w.parts), default=w.weight)
-        if w.stem not in out and (weight < unseen or any(_match(w, s) for s in pool)):
+        if w.stem not in out and (weight < unseen or any(_match(w, s, off) for s in pool)):
             out[w.stem] = w
     return list(out.values())
 
@@ -239,43 +238,30 @@ def _unseen(snap: Snapshot) -> float:
     return _idf(snap.bm25.sentence_frequency("")[1], 0)
 
 
-def match(word: _Word, s: SentenceTerms) -> float:
+def match(word: _Word, s: SentenceTerms, off: frozenset[str] = frozenset()) -> float:
     """How well one question word is found in one sentence, in [0, 1] (see the module docstring); a
     cross-language word by itself (a cognate) or by its best translation."""
-    found = _match(word, s)
+    found = _match(word, s, off)
     for t in word.translations:
         if found == 1.0:
             break
-        found = max(found, _match(t, s))
+        found = max(found, _match(t, s, off))
     return found
 
 
-def _match(word: _Word, s: SentenceTerms) -> float:
+def _match(word: _Word, s: SentenceTerms, off: frozenset[str] = frozenset()) -> float:
     if word.parts:
-        return min(_match(p, s) for p in word.parts)
+        return min(_match(p, s, off) for p in word.parts)
     if word.stem in s.stems:
         return 1.0
     if len(word.stem) < _MIN_PARTIAL_LEN or " " in word.stem:  # short, or a phrase (found by translation)
         return 0.0
-    if word.roots and any(stem.startswith(word.roots) for stem in s.stems):
+    if word.roots and "participles" not in off and any(stem.startswith(word.roots) for stem in s.stems):
         return _PARTIAL  # "eingelegt": "legte ... ein"; "vorgeschlagen": "Vorschlag"
-    contained = len(word.grams & s.grams) / len(word.grams) if word.grams else 0.0
+    contained = len(word.grams & s.grams) / len(word.grams) if word.grams and "grams" not in off else 0.0
     by_grams = _PARTIAL * contained if contained >= _MIN_CONTAINED else 0.0
-    found = max(by_grams, _PREFIX if _shares_prefix(word.stem, s) else 0.0)
-    if found and _derived_only((word.surface, word.stem), s):
-        return 0.0  # "Außenminister" is not found in "Außenministeriums"
-    return found
-
-
-def _derived_only(forms: tuple[str, str], s: SentenceTerms) -> bool:
-    """The sentence has ``word`` only inside longer words that a suffix makes from it ("Außenminister" and
-    "Minister" in "Außenministeriums"): another word, not a compound holding it ("Atomwaffen" in
-    "Atomwaffenprogramms", "Minister" in "Außenminister")."""
-    for form in forms:  # the word as asked, then its stem (the stemmer cut "er" off "Minister": "minist")
-        hosts = [w for w in s.words if form and form in w and w != form]
-        if hosts:
-            return all(_DERIVED.match(w[w.rindex(form) + len(form) :]) for w in hosts)
-    return False
+    prefix = _PREFIX if "prefix" not in off and _shares_prefix(word.stem, s) else 0.0
+    return max(by_grams, prefix)
 
 
 def _shares_prefix(stem: str, s: SentenceTerms) -> bool:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answering import ComposerConfig, compose
+from rag.answering import QUESTION_FEATURES, RANK_FEATURES, ComposerConfig, compose
+from rag.composer_model import read_model
 from rag.corpus import CorpusWriter
 from rag.embedding import Embedder, create_embedder
 from rag.errors import BadRequestError, DocumentExistsError, DocumentNotFoundError, IndexError_
@@ -59,21 +60,28 @@ class Pipeline:
             settings.backend,
             Path(settings.index_dir) / "models",
         )
+        off = frozenset(settings.ablate)
         self.retrieval = RetrievalConfig(
             fusion=settings.fusion,
             dense_weight=settings.dense_weight,
             cross_dense_weight=settings.cross_dense_weight,
-            rrf_k=settings.rrf_k,
             candidates=settings.candidates,
+            words="grams" in off,
         )
+        model = None
+        if settings.composer_model is not None:
+            model = read_model(settings.composer_model, RANK_FEATURES, QUESTION_FEATURES)
         self.composer = ComposerConfig(
             max_sentences=settings.max_sentences,
             abstain_threshold=settings.abstain_threshold,
             cross_abstain_threshold=settings.cross_abstain_threshold,
             retrieval_share=settings.retrieval_share,
+            off=off,
+            model=model,
+            untranslated_model=model,
         )
         self.corpus = CorpusWriter(Path(settings.corpus_dir))
-        self.lexicon: Lexicon = load_lexicon(settings.lexicon)
+        self.lexicon: Lexicon = NoLexicon() if "dictionary" in off else load_lexicon(settings.lexicon)
         self._snap: Snapshot | None = None
         self._update_lock = threading.Lock()
         self._model_loaded = False
@@ -146,9 +154,10 @@ class Pipeline:
         vector = self.embedder.embed_queries([query_text])[0]
         # the corpus language is the analyser's (chosen at build time), not recounted per question
         language = detect_language(question, default=snap.bm25.analyzer.language)
+        cross = language != snap.bm25.analyzer.language
         translate = self.translator(language, snap.bm25.analyzer.language)
         lexical = translated_query(snap, query_text, translate) if translate else query_text
-        hits = retrieve(snap, query_text, vector, depth, self.retrieval, language, lexical)
+        hits = retrieve(snap, vector, lexical, depth, self.retrieval, cross)
         return Query(query_text, vector, language, hits, translate)
 
     def translator(self, source: str, target: str) -> Translate | None:

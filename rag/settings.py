@@ -11,7 +11,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-FusionMethod = Literal["convex", "rrf", "dense", "lexical"]
+FusionMethod = Literal["convex", "dense", "lexical"]
+# Channels that can be switched off to measure what each earns (RAG_ABLATE; docs/decisions.md has the table).
+Channel = Literal["dictionary", "grams", "similarity", "carry", "participles", "prefix", "reorder"]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -41,7 +43,10 @@ class Settings(BaseSettings):
 
     # --- chunking
     chunk_tokens: int = Field(
-        512, ge=32, le=512, description="Maximum word pieces per chunk (the model reads 256; see chunking)."
+        512,
+        ge=32,
+        le=2048,
+        description="Maximum word pieces per chunk (the unit BM25 scores and the answer reads).",
     )
     chunk_overlap: int = Field(1, ge=0, le=5, description="Sentences repeated between adjacent chunks.")
 
@@ -53,12 +58,11 @@ class Settings(BaseSettings):
     )
     fusion: FusionMethod = Field("convex", description="How dense and lexical scores are combined.")
     dense_weight: float = Field(
-        0.3, ge=0.0, le=1.0, description="Weight of the dense retriever in fusion (lexical gets 1 - w)."
+        0.7, ge=0.0, le=1.0, description="Weight of the dense retriever in fusion (lexical gets 1 - w)."
     )
     cross_dense_weight: float = Field(
-        0.45, ge=0.0, le=1.0, description="Dense weight for questions in another language than the corpus."
+        0.8, ge=0.0, le=1.0, description="Dense weight for questions in the other language than the articles."
     )
-    rrf_k: int = Field(60, ge=1, description="Rank offset for reciprocal rank fusion.")
     lexicon: str = Field(
         "auto",
         description="German-English word list for questions in the other language: auto = Debian's "
@@ -68,7 +72,7 @@ class Settings(BaseSettings):
     # --- answering
     max_sentences: int = Field(3, ge=1, le=3, description="Sentences in an answer.")
     abstain_threshold: float = Field(
-        0.7,
+        0.5,
         ge=0.0,
         le=1.0,
         description="Estimated probability that the articles answer the question, below which the bot "
@@ -82,6 +86,13 @@ class Settings(BaseSettings):
         "whose evidence is weaker.",
     )
 
+    ablate: list[Channel] = Field(
+        default_factory=list,
+        description="Channels switched off, to measure what each earns (a JSON list; for `rag eval`).",
+    )
+    composer_model: Path | None = Field(
+        None, description="Fitted ranker and abstention model (JSON); unset = the shipped one."
+    )
     retrieval_share: float = Field(
         0.7,
         ge=0.0,

@@ -67,7 +67,13 @@ def expected_config(model: str, dimension: int, chunk_tokens: int, overlap: int,
     """The part of a manifest that must match the settings for an index to be usable."""
     return {
         "model": {"name": model, "dimension": dimension},
-        "chunking": {"max_tokens": chunk_tokens, "overlap_sentences": overlap, "splitter": "pysbd"},
+        # how text becomes sentences (pysbd over bounded pieces) and vectors (sentences; chunks their mean)
+        "chunking": {
+            "max_tokens": chunk_tokens,
+            "overlap_sentences": overlap,
+            "splitter": "pysbd-bounded",
+            "vectors": "sentences",
+        },
         "lexical": {"language": language, "method": LEXICAL_METHOD},
     }
 

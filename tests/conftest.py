@@ -24,6 +24,8 @@ CORPUS = ROOT / "corpus"
 SEEDS = ROOT.parent / "shared" / "seeds"
 BENCH = ROOT.parent / "shared" / "bench"
 DATA = Path(__file__).resolve().parent / "data"
+# the composer model for the bag-of-words embedder (the shipped one is fitted on a real model's cosines)
+WORDS_MODEL = DATA / "composer_model_words.json"
 
 _real_connect = socket.socket.connect
 
@@ -69,7 +71,13 @@ def seed_corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake_settings(seed_corpus: Path, tmp_path: Path) -> Settings:
     # no word list: tests of the fake pipeline do not depend on a system package (test_lexicon gives one)
-    return Settings(corpus_dir=seed_corpus, index_dir=tmp_path / "index", model="test:words", lexicon="none")
+    return Settings(
+        corpus_dir=seed_corpus,
+        index_dir=tmp_path / "index",
+        model="test:words",
+        lexicon="none",
+        composer_model=WORDS_MODEL,
+    )
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from rag.settings import Settings
 from rag.store import current_build, load_snapshot
 from rag.testing import WordsEmbedder
 
-from .conftest import BENCH, ROOT
+from .conftest import BENCH, ROOT, WORDS_MODEL
 
 KEY = "crash-test-key-31c5"
 KILLS = 12
@@ -42,6 +42,7 @@ QUESTIONS = [
     "Wer ist der russische UN-Botschafter?",
     "Wann wurde Nordkorea gegründet?",
     "Wogegen hat Russland sein Veto eingelegt?",
+    "Wie viele Punkte gab die Verteidigung der Panthers ab?",  # only the uploaded article answers it
 ]
 # The API app alone under uvicorn: the same upload path as `rag serve`, without Gradio's import time,
 # so that a server can be started for every kill.
@@ -61,7 +62,7 @@ def _article() -> bytes:
 
 
 def _settings(corpus: Path, index: Path) -> Settings:
-    return Settings(corpus_dir=corpus, index_dir=index, model="test:words")
+    return Settings(corpus_dir=corpus, index_dir=index, model="test:words", composer_model=WORDS_MODEL)
 
 
 def _on_disk(corpus: Path, index: Path) -> tuple[bool, list[str]]:
@@ -81,7 +82,8 @@ def _restart(corpus: Path, index: Path) -> Pipeline:
 def _serve(corpus: Path, index: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "RAG_MODEL": "test:words-slow", "RAG_CORPUS_DIR": str(corpus),
-           "RAG_INDEX_DIR": str(index), "RAG_API_KEY": KEY}  # fmt: skip
+           "RAG_INDEX_DIR": str(index), "RAG_API_KEY": KEY,
+           "RAG_COMPOSER_MODEL": str(WORDS_MODEL)}  # fmt: skip
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", _SERVE, str(port)], cwd=ROOT, env=env, stdout=out, stderr=out
@@ -178,7 +180,8 @@ def _check_rag_serve_agrees(corpus: Path, index: Path, tmp_path: Path, expected:
 @contextmanager
 def _rag_serve(corpus: Path, index: Path, log: Path) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "RAG_MODEL": "test:words", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "RAG_MODEL": "test:words", "GRADIO_ANALYTICS_ENABLED": "False",
+           "RAG_COMPOSER_MODEL": str(WORDS_MODEL)}  # fmt: skip
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--corpus", str(corpus),
            "--index", str(index)]  # fmt: skip
     with open(log, "wb") as out:

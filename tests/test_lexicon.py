@@ -18,6 +18,8 @@ from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 from rag.testing import WordsEmbedder
 
+from .conftest import WORDS_MODEL
+
 SAMPLE = Path(__file__).parent / "data" / "ding-sample.txt"
 
 
@@ -128,7 +130,11 @@ def test_load_lexicon_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def translating(seed_corpus: Path, tmp_path: Path) -> Pipeline:
     settings = Settings(
-        corpus_dir=seed_corpus, index_dir=tmp_path / "index", model="test:words", lexicon=str(SAMPLE)
+        corpus_dir=seed_corpus,
+        index_dir=tmp_path / "index",
+        model="test:words",
+        lexicon=str(SAMPLE),
+        composer_model=WORDS_MODEL,
     )
     pipeline = build_pipeline(settings, WordsEmbedder())
     pipeline.warm_up()

@@ -49,7 +49,7 @@ def test_top_k_limits_passages(fake_pipeline: Pipeline) -> None:
 def test_passages_are_listed_best_first_and_retrieval_share_1_keeps_retrievals_order(
     fake_pipeline: Pipeline, fake_settings: Settings
 ) -> None:
-    question = "Wer ist der russische UN-Botschafter?"
+    question = "Was sagte Nebensja über die Sanktionen?"
     shipped = fake_pipeline.ask(question, top_k=5).passages
     assert [p.score for p in shipped] == sorted((p.score for p in shipped), reverse=True)
     plain = build_pipeline(fake_settings.model_copy(update={"retrieval_share": 1.0}), WordsEmbedder())
@@ -57,7 +57,7 @@ def test_passages_are_listed_best_first_and_retrieval_share_1_keeps_retrievals_o
     passages = plain.ask(question, top_k=5).passages
     assert [(p.doc_id, p.start) for p in passages] == [(h.chunk.doc_id, h.chunk.start) for h in hits]
     assert {(p.doc_id, p.start) for p in passages} == {(p.doc_id, p.start) for p in shipped}
-    # the passage whose sentence names the ambassador moves up
+    # the passage whose sentence quotes Nebensja moves up
     assert [(p.doc_id, p.start) for p in passages] != [(p.doc_id, p.start) for p in shipped]
 
 

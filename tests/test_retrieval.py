@@ -71,13 +71,13 @@ def test_frequencies_come_from_the_stored_index(tmp_path: Path) -> None:
     assert np.allclose(loaded.gram_scores("Sanktion"), index.gram_scores("Sanktion"))
 
 
-def _channels(words: list[float], grams_: list[float], chunk: list[float], sentence: list[float]) -> Channels:
-    arr = [np.array(x, dtype=np.float64) for x in (words, grams_, chunk, sentence)]
-    return Channels(np.arange(len(words)), *arr, words_raw=arr[0])
+def _channels(lexical: list[float], dense: list[float]) -> Channels:
+    arr = [np.array(x, dtype=np.float64) for x in (lexical, dense)]
+    return Channels(np.arange(len(lexical)), arr[0], arr[1], lexical_raw=arr[0])
 
 
 def test_fusion_weights_and_their_extremes() -> None:
-    ch = _channels([1.0, 0.5, 0.0], [1.0, 0.2, 0.0], [0.1, 0.3, 0.5], [0.1, 0.4, 0.6])
+    ch = _channels([1.0, 0.2, 0.0], [0.1, 0.4, 0.6])
     lexical_only = fuse(RetrievalConfig(dense_weight=0.0), ch)
     dense_only = fuse(RetrievalConfig(dense_weight=1.0), ch)
     assert list(np.argsort(-lexical_only)) == [0, 1, 2] and list(np.argsort(-dense_only)) == [2, 1, 0]
@@ -87,20 +87,23 @@ def test_fusion_weights_and_their_extremes() -> None:
     assert dense_only.min() == 0.0 and dense_only.max() == 1.0
     cfg = RetrievalConfig(dense_weight=0.1, cross_dense_weight=0.9)
     assert fuse(cfg, ch, cross=False).argmax() == 0 and fuse(cfg, ch, cross=True).argmax() == 2
-    rrf = fuse(RetrievalConfig(fusion="rrf", dense_weight=0.5), ch)
-    assert rrf[0] == pytest.approx(rrf[2])  # first in one ranking and last in the other, equal weights
+    assert fuse(RetrievalConfig(), ch) == pytest.approx(0.7 * np.array([0.0, 0.6, 1.0]) + 0.3 * ch.lexical)
 
 
 def test_retrieve_on_the_seed_corpus(fake_pipeline: Pipeline) -> None:
     snap = fake_pipeline.snapshot
     query = "Präzisionswaffen Nordkorea liefern"
     vector = fake_pipeline.embedder.embed_queries([query])[0]
-    hits = retrieve(snap, query, vector, 3, fake_pipeline.retrieval, "de")
+    hits = retrieve(snap, vector, query, 3, fake_pipeline.retrieval)
     assert "Präzisionswaffen" in hits[0].chunk.text
     assert len({h.chunk.chunk_id for h in hits}) == len(hits) <= 3
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     ch = channels(snap, query, vector, pool=50)
-    assert len(ch.ids) == len(set(ch.ids.tolist())) and ch.words.max() == pytest.approx(1.0)
+    assert len(ch.ids) == len(set(ch.ids.tolist())) and ch.lexical.max() == pytest.approx(1.0)
     first = snap.chunks[int(ch.ids[0])]
     best_sentence = max(float(snap.sentence_vectors[r] @ vector) for r in first.sentences)
-    assert ch.sentence_cos[0] == pytest.approx(best_sentence, abs=1e-5)
+    assert ch.dense[0] == pytest.approx(best_sentence, abs=1e-5)
+    # words instead of n-grams (RAG_ABLATE=grams): the stemmed-word BM25 scores
+    assert np.allclose(
+        channels(snap, query, vector, 50, words=True).lexical_raw, snap.bm25.scores(query)[ch.ids]
+    )

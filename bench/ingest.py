@@ -7,9 +7,9 @@ Each run, in this one process and in turn: a full build of a fresh index (``rag 
 process start: load, sentences, chunks, embeddings, BM25, save), then the product's backend encoding
 exactly the chunk texts that build produced (``embed_documents``: its own session, batches and prompt;
 the raw encode), and for a sentence-transformers model other than multilingual-e5-small also raw
-``SentenceTransformer.encode`` of them. The ratio the issue sets (>= 0.9) is the build's texts per second
-(whatever the build embeds: today every chunk and every sentence) over the raw encode's chunk texts per
-second; the chunks-per-second ratio and where the build's time goes are given too.
+``SentenceTransformer.encode`` of them. The ratio the issue sets (>= 0.9) is the build's chunks per second
+over the raw encode's: the raw encode's seconds over the build's. The build's texts per second count
+whatever it embeds (today every chunk and every sentence), and where its time goes is broken down.
 """
 
 from __future__ import annotations
@@ -117,10 +117,8 @@ def main(argv: list[str] | None = None) -> Report:
         report.add("sentences", sentences)
         report.add("build_s.median", build_s, "s")
         report.add("build.chunks_per_s", chunks / build_s, "chunks/s")
-        report.add("build.texts_per_s", embedded / build_s, "texts/s", f"{embedded} texts embedded")
-        raw_rate = chunks / median(direct)
-        report.add(f"raw_{backend}.chunk_texts_per_s", raw_rate, "texts/s", "the product's backend")
-        report.add("ratio_build_texts_vs_raw_chunk_texts", embedded / build_s / raw_rate, "", "target >= 0.9")
+        report.add("build.texts_per_s", embedded / build_s, "texts/s", f"the {embedded} texts it embeds")
+        report.add(f"raw_{backend}.chunk_texts_per_s", chunks / median(direct), "texts/s", "the chunk texts")
         if raws:
             report.add(
                 "raw_st_encode_s.median", median(raws), "s", "SentenceTransformer.encode of the chunk texts"
@@ -130,7 +128,12 @@ def main(argv: list[str] | None = None) -> Report:
         report.add(
             f"raw_{backend}_encode_s.median", median(direct), "s", "the product's backend, chunks only"
         )
-        report.add(f"ratio_build_vs_raw_{backend}", median(direct) / build_s)
+        report.add(
+            f"ratio_build_vs_raw_{backend}",
+            median(direct) / build_s,
+            "",
+            "chunks/s of the build over those of the raw encode of its chunk texts; target >= 0.9",
+        )
         report.add(
             f"raw_{backend}_sentences_s.median",
             median(direct_sentences),

@@ -23,7 +23,7 @@ def build_folder(target: Path, make: Callable[[Path], None], complete: Callable[
     if complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
+    if target.exists() and not complete(target):  # asked again: another start may have just finished it
         log.warning("the converted model in %s is incomplete or damaged: converting it again", target)
         discard(target)
     tmp = target.parent / f".tmp-{uuid.uuid4().hex[:8]}"

@@ -24,6 +24,7 @@ CORPUS = ROOT / "corpus"
 SEEDS = ROOT.parent / "shared" / "seeds"
 BENCH = ROOT.parent / "shared" / "bench"
 DATA = Path(__file__).resolve().parent / "data"
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 _real_connect = socket.socket.connect
 
@@ -85,6 +86,17 @@ def e5_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     cache = tmp_path_factory.mktemp("e5-models")
     ensure_converted(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def minilm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding all-MiniLM-L6-v2's ONNX export, made once for the session's tests."""
+    from rag.embedding import resolve_model_path
+    from rag.onnx_export import ensure_export
+
+    cache = tmp_path_factory.mktemp("minilm-models")
+    ensure_export(Path(resolve_model_path(MINILM)), cache, quantize=False)
     return cache
 
 

@@ -23,7 +23,7 @@ from rag.embedding import (
 )
 from rag.errors import ConfigError
 from rag.onnx_embedding import OnnxEmbedder
-from rag.onnx_export import cache_key, ensure_export, unsupported_reason
+from rag.onnx_export import cache_key, unsupported_reason
 from rag.pipeline import Pipeline
 from rag.testing import WordsEmbedder
 
@@ -46,14 +46,6 @@ KINDS = [
         for k in ("minilm-onnx", "minilm-torch", "e5-onnx", "e5-torch")
     ),
 ]
-
-
-@pytest.fixture(scope="session")
-def minilm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models folder holding MiniLM's ONNX export, made once for the session's tests."""
-    cache = tmp_path_factory.mktemp("minilm-models")
-    ensure_export(BUNDLED, cache, quantize=False)
-    return cache
 
 
 def _made(kind: str, request: pytest.FixtureRequest) -> Embedder:

@@ -21,6 +21,7 @@ import numpy as np
 
 from rag.e5_convert import MODEL_NAME, ensure_converted, read_record
 from rag.e5_tokenizer import PASSAGE_PROMPT, QUERY_PROMPT, E5Tokenizer
+from rag.lazy import Lazy
 from rag.model_cache import discard
 from rag.onnx_embedding import Sessions
 
@@ -54,20 +55,13 @@ class E5Embedder:
         self._batch_size = batch_size
         self._threads = threads
         self._token_budget = token_budget
-        self._model: _Model | None = None
-        self._lock = threading.Lock()
+        self._model = Lazy(self._open)
 
     def warm_up(self) -> None:
         self._load()
 
     def _load(self) -> _Model:
-        model = self._model
-        if model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._open()
-                model = self._model
-        return model
+        return self._model.get()
 
     def _open(self) -> _Model:
         folder = ensure_converted(self._cache_dir)

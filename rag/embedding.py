@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -33,6 +32,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from rag.errors import ConfigError
+from rag.lazy import Lazy
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +90,13 @@ class SentenceTransformerEmbedder:
         self._batch_size = batch_size
         self._offline = offline
         self._threads = threads
-        self._model: Any = None
-        self._lock = threading.Lock()
+        self._model: Lazy[Any] = Lazy(self._create)
 
     def warm_up(self) -> None:
         self._load()
 
     def _load(self) -> Any:
-        if self._model is not None:
-            return self._model
-        with self._lock:
-            if self._model is None:
-                self._model = self._create()
-        return self._model
+        return self._model.get()
 
     def _create(self) -> Any:
         if self._offline:
@@ -180,22 +174,18 @@ class FallbackEmbedder:
         self.name = primary.name
         self._primary = primary
         self._fallback = fallback
-        self._settled: Embedder | None = None
-        self._lock = threading.Lock()
+        self._settled = Lazy(self._settle)
 
     def _active(self) -> Embedder:
-        settled = self._settled
-        if settled is None:
-            with self._lock:
-                if self._settled is None:
-                    try:
-                        self._primary.warm_up()
-                        self._settled = self._primary
-                    except Exception as exc:  # any load failure: torch is the backend that always works
-                        log.warning("ONNX backend unavailable (%s); using torch", exc)
-                        self._settled = self._fallback
-                settled = self._settled
-        return settled
+        return self._settled.get()
+
+    def _settle(self) -> Embedder:
+        try:
+            self._primary.warm_up()
+            return self._primary
+        except Exception as exc:  # any load failure: torch is the backend that always works
+            log.warning("ONNX backend unavailable (%s); using torch", exc)
+            return self._fallback
 
     @property
     def backend(self) -> str:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rag.lazy import Lazy
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +41,10 @@ class Sessions:
         self.path = path
         self.threads = threads
         self.single = create_session(path, 1)
-        self.batch: Any = None
-        self._lock = threading.Lock()
+        self.batch: Lazy[Any] = Lazy(lambda: create_session(path, threads))
 
     def for_texts(self, count: int) -> Any:
-        if count <= _FEW or self.threads == 1:
-            return self.single
-        if self.batch is None:
-            with self._lock:
-                if self.batch is None:
-                    self.batch = create_session(self.path, self.threads)
-        return self.batch
+        return self.single if count <= _FEW or self.threads == 1 else self.batch.get()
 
 
 @dataclass
@@ -82,30 +76,27 @@ class OnnxEmbedder:
         self._batch_size = batch_size
         self._threads = threads
         self._quantize = quantize
-        self._loaded: _Loaded | None = None
-        self._lock = threading.Lock()
+        self._loaded = Lazy(self._open)
 
     def warm_up(self) -> None:
         self._load()
 
     def _load(self) -> _Loaded:
-        loaded = self._loaded
-        if loaded is None:
-            with self._lock:
-                if self._loaded is None:
-                    from rag.onnx_export import ensure_export
+        return self._loaded.get()
 
-                    folder = ensure_export(self._model_dir, self._cache_dir, self._quantize)
-                    meta = json.loads((folder / "export.json").read_text())
-                    self._loaded = _Loaded(
-                        sessions=Sessions(folder / "model.onnx", self._threads),
-                        tokenizer=load_tokenizer(self._model_dir, int(meta["max_seq_length"])),
-                        counter=load_tokenizer(self._model_dir, None),
-                        meta=meta,
-                        folder=folder,
-                    )
-                    log.info("loaded ONNX model %s", folder / "model.onnx")
-                loaded = self._loaded
+    def _open(self) -> _Loaded:
+        from rag.onnx_export import ensure_export
+
+        folder = ensure_export(self._model_dir, self._cache_dir, self._quantize)
+        meta = json.loads((folder / "export.json").read_text())
+        loaded = _Loaded(
+            sessions=Sessions(folder / "model.onnx", self._threads),
+            tokenizer=load_tokenizer(self._model_dir, int(meta["max_seq_length"])),
+            counter=load_tokenizer(self._model_dir, None),
+            meta=meta,
+            folder=folder,
+        )
+        log.info("loaded ONNX model %s", folder / "model.onnx")
         return loaded
 
     @property

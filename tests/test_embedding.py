@@ -204,9 +204,9 @@ def test_questions_run_on_one_thread_and_batches_on_more(minilm_models: Path) ->
     embedder = OnnxEmbedder(MODEL, BUNDLED, minilm_models, threads=2)
     embedder.embed_queries(TEXTS[:1])
     sessions = embedder._load().sessions
-    assert sessions.batch is None and sessions.single.get_session_options().intra_op_num_threads == 1
+    assert not sessions.batch.ready and sessions.single.get_session_options().intra_op_num_threads == 1
     embedder.embed_documents(TEXTS * 3)
-    assert sessions.batch is not None and sessions.batch.get_session_options().intra_op_num_threads == 2
+    assert sessions.batch.ready and sessions.batch.get().get_session_options().intra_op_num_threads == 2
 
 
 @pytest.mark.model

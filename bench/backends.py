@@ -102,7 +102,8 @@ def concurrent_queries(embedder: Any, questions: list[str], clients: int) -> tup
         for q in questions[n::clients]:
             latencies.append(timed(lambda q=q: embedder.embed_queries([q]), collect=False)[0] * 1000)
 
-    return len(latencies) / run_clients(client, clients, barrier), percentile(latencies, 95)
+    seconds = run_clients(client, clients, barrier)  # before len(): the list fills while they run
+    return len(latencies) / seconds, percentile(latencies, 95)
 
 
 def main(argv: list[str] | None = None) -> Report:

@@ -11,8 +11,8 @@ machine: 10.7 ms a question, ~186 MB of memory after loading (the tokenizer ~60 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,13 +118,6 @@ class E5Embedder:
         return out
 
 
-def _make_sessions(path: Path, threads: int, into: list[Sessions | BaseException]) -> None:
-    try:
-        into.append(Sessions(path, threads))
-    except BaseException as exc:  # handed to the loading thread, which raises it
-        into.append(exc)
-
-
 def token_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[list[int]]:
     """Indices shortest first, cut so that no batch holds more than ``max_texts`` texts or more than
     ``max_tokens`` tokens once padded to its longest (a single longer text makes a batch of its own)."""
@@ -141,13 +134,9 @@ def token_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> li
 def _open_folder(folder: Path, threads: int) -> _Model:
     """The session is made on a second thread while the tokenizer loads (both in C++, ~0.2 and ~0.5 s)."""
     record = read_record(folder)
-    made: list[Sessions | BaseException] = []
-    thread = threading.Thread(target=_make_sessions, args=(folder / "model.onnx", threads, made))
-    thread.start()
-    tokenizer = E5Tokenizer(folder, int(record["max_seq_length"]))
-    thread.join()
-    if not isinstance(made[0], Sessions):
-        raise made[0]
-    model = _Model(made[0], tokenizer, record, folder)
+    with ThreadPoolExecutor(1) as pool:
+        sessions = pool.submit(Sessions, folder / "model.onnx", threads)
+        tokenizer = E5Tokenizer(folder, int(record["max_seq_length"]))
+        model = _Model(sessions.result(), tokenizer, record, folder)
     log.info("loaded %s (%s) from %s", MODEL_NAME, record.get("quantization"), folder)
     return model

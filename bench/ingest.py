@@ -1,14 +1,15 @@
-"""Ingest speed: chunks per second of an index build, next to the raw model encoding the same chunk texts.
+"""Ingest speed: texts per second of an index build, next to the raw model encoding the build's chunk texts.
 
     .venv/bin/python -m bench.ingest            # XQuAD-de dev (24 articles, 120 paragraphs), 3 runs
     .venv/bin/python -m bench.ingest --quick    # smoke run (seconds)
 
 Each run, in this one process and in turn: a full build of a fresh index (``rag index --force`` minus
-process start: load, sentences, chunks, embeddings, BM25, save), then raw
-``SentenceTransformer.encode`` of exactly the chunk texts that build produced, then the product's
-backend encoding the same texts directly. The ratio the issue sets (>= 0.9) is the build's chunks per
-second over raw ``SentenceTransformer.encode``'s; the build also embeds every sentence (for answer
-scoring), which the raw figure does not include, so the time the build spends is broken down too.
+process start: load, sentences, chunks, embeddings, BM25, save), then the product's backend encoding
+exactly the chunk texts that build produced (``embed_documents``: its own session, batches and prompt;
+the raw encode), and for a sentence-transformers model other than multilingual-e5-small also raw
+``SentenceTransformer.encode`` of them. The ratio the issue sets (>= 0.9) is the build's chunks per second
+over the raw encode's: the raw encode's seconds over the build's. The build's texts per second count
+whatever it embeds (today every chunk and every sentence), and where its time goes is broken down.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import Report, is_fake, median, note, parser, timed, write_corpus, xquad
+from bench.common import Report, is_e5, is_fake, median, note, parser, timed, write_corpus, xquad
 
 
 class _Timed:
@@ -54,8 +55,9 @@ class _Timed:
 
 
 def _raw_encoder(model: str) -> Any:
-    """``SentenceTransformer.encode`` as its authors document it (None for the fake test model)."""
-    if is_fake(model):
+    """``SentenceTransformer.encode`` as its authors document it (None for the fake test model and for
+    multilingual-e5-small, whose sentence-transformers folder exists only for ``RAG_BACKEND=torch``)."""
+    if is_fake(model) or is_e5(model):
         return None
     from sentence_transformers import SentenceTransformer
 
@@ -110,10 +112,13 @@ def main(argv: list[str] | None = None) -> Report:
             note(f"run {run + 1}: build {seconds:.2f}s, raw {raw_s:.2f}s, backend {direct[-1]:.2f}s")
         chunks, sentences = len(snap.chunks), len(snap.sentences)
         build_s = median([b[0] for b in builds])
+        embedded = builds[0][1].texts.get("embed_documents", 0)
         report.add("chunks", chunks)
         report.add("sentences", sentences)
         report.add("build_s.median", build_s, "s")
         report.add("build.chunks_per_s", chunks / build_s, "chunks/s")
+        report.add("build.texts_per_s", embedded / build_s, "texts/s", f"the {embedded} texts it embeds")
+        report.add(f"raw_{backend}.chunk_texts_per_s", chunks / median(direct), "texts/s", "the chunk texts")
         if raws:
             report.add(
                 "raw_st_encode_s.median", median(raws), "s", "SentenceTransformer.encode of the chunk texts"
@@ -123,7 +128,12 @@ def main(argv: list[str] | None = None) -> Report:
         report.add(
             f"raw_{backend}_encode_s.median", median(direct), "s", "the product's backend, chunks only"
         )
-        report.add(f"ratio_build_vs_raw_{backend}", median(direct) / build_s)
+        report.add(
+            f"ratio_build_vs_raw_{backend}",
+            median(direct) / build_s,
+            "",
+            "chunks/s of the build over those of the raw encode of its chunk texts; target >= 0.9",
+        )
         report.add(
             f"raw_{backend}_sentences_s.median",
             median(direct_sentences),

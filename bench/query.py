@@ -6,10 +6,13 @@
 
 The server runs as ``rag serve`` in a subprocess over the XQuAD-de dev articles; the questions are the
 file's own. Each round, in this process: a block of single-client requests (one keep-alive connection,
-one request at a time), then the raw model encoding the same questions one at a time
-(``SentenceTransformer.encode``, torch, as the peers measured it) and the product's backend doing the
-same; the ratios are medians of the same rounds. Then ``--clients`` threads ask concurrently for
-throughput and tail latency. The server's own ``timings_ms`` show how a request's time divides.
+one request at a time), then the raw model encoding the same questions one at a time: the product's own
+ONNX session called directly on the tokenizer's ids (the fastest raw query encode of the same model,
+:func:`bench.common.session_encoder`; the target is ``/ask`` <= 1.2x it), the product's backend through
+``embed_queries``, and for a sentence-transformers model other than multilingual-e5-small also
+``SentenceTransformer.encode`` (torch, as the peers measured it); the ratios are medians of the same
+rounds. Then ``--clients`` threads ask concurrently for throughput and tail latency. The server's own
+``timings_ms`` show how a request's time divides.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from bench.common import (
     Report,
+    is_e5,
     is_fake,
     median,
     note,
@@ -32,6 +36,7 @@ from bench.common import (
     percentile,
     rag_serve,
     run_clients,
+    session_encoder,
     timed,
     write_corpus,
     xquad,
@@ -130,9 +135,9 @@ def main(argv: list[str] | None = None) -> Report:
                 backend = create_embedder(
                     settings.model, backend=settings.backend, cache_dir=folder / "index" / "models"
                 )
-                backend.warm_up()
+                session = session_encoder(backend)
                 raw = None
-                if not is_fake(settings.model):
+                if not is_fake(settings.model) and not is_e5(settings.model):
                     from sentence_transformers import SentenceTransformer
 
                     from rag.embedding import resolve_model_path
@@ -142,9 +147,10 @@ def main(argv: list[str] | None = None) -> Report:
                 for q in questions[:5]:  # warm both sides
                     _ask(client, q)
                     backend.embed_queries([q])
+                    session(q)
                     if raw is not None:
                         raw(q)
-                http_ms, fresh_ms, raw_ms, backend_ms, timings = [], [], [], [], []
+                http_ms, fresh_ms, raw_ms, backend_ms, session_ms, timings = [], [], [], [], [], []
                 for r in range(rounds):
                     block = questions[r * per : (r + 1) * per]
                     for q in block:
@@ -160,6 +166,7 @@ def main(argv: list[str] | None = None) -> Report:
                     backend_ms += [
                         timed(lambda q=q: backend.embed_queries([q]), collect=False)[0] * 1000 for q in block
                     ]
+                    session_ms += [timed(lambda q=q: session(q), collect=False)[0] * 1000 for q in block]
                     note(f"round {r + 1}: http {median(http_ms):.1f} ms")
             finally:
                 client.close()
@@ -171,24 +178,16 @@ def main(argv: list[str] | None = None) -> Report:
             fresh = median(fresh_ms)
             report.add("single.new_connection_ms.median", fresh, "ms", "a new TCP connection per request")
             report.add("single.new_connection_ms.p95", percentile(fresh_ms, 95), "ms")
-            if raw_ms:
-                report.add(
-                    "raw_st_encode_ms.median",
-                    median(raw_ms),
-                    "ms",
-                    "SentenceTransformer.encode, one question",
-                )
-                report.add("ratio_http_vs_raw_st", single / median(raw_ms), "x", "target <= 1.3")
-                report.add("ratio_new_connection_vs_raw_st", fresh / median(raw_ms), "x")
-            name = str(getattr(backend, "backend", "backend"))
-            report.add(
-                f"raw_{name}_encode_ms.median",
-                median(backend_ms),
-                "ms",
-                "the product's backend, one question",
-            )
-            report.add(f"ratio_http_vs_raw_{name}", single / median(backend_ms), "x")
-            report.add(f"ratio_new_connection_vs_raw_{name}", fresh / median(backend_ms), "x")
+            references = [
+                ("session", session_ms, "the product's own ONNX session called directly", "target <= 1.2"),
+                (str(getattr(backend, "backend", "backend")), backend_ms, "the product's embed_queries", ""),
+                ("st", raw_ms, "SentenceTransformer.encode", "target <= 1.3 (MiniLM's issue)"),
+            ]
+            for name, ms, what, target in references:
+                if ms:
+                    report.add(f"raw_{name}_encode_ms.median", median(ms), "ms", f"{what}, one question")
+                    report.add(f"ratio_http_vs_raw_{name}", single / median(ms), "x", target)
+                    report.add(f"ratio_new_connection_vs_raw_{name}", fresh / median(ms), "x")
             for key in ("retrieve", "compose", "total"):
                 values = [t[key] for t in timings if key in t]
                 if values:

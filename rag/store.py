@@ -83,8 +83,16 @@ def check_compatible(manifest: dict[str, Any], expected: dict[str, Any]) -> None
         have = manifest.get(key)
         if have != want:
             raise IndexMismatchError(
-                f"the index was built with {key} {have}, but the settings ask for {want}: run `rag index`"
+                f"the index was built with {key} {_described(key, have)}, but the settings ask for "
+                f"{_described(key, want)}: run `rag index`"
             )
+
+
+def _described(key: str, value: Any) -> str:
+    """A model by its name (and dimension), other settings as they are."""
+    if key == "model" and isinstance(value, dict) and "name" in value:
+        return f"{value['name']} ({value.get('dimension')} dimensions)"
+    return str(value)
 
 
 @contextlib.contextmanager

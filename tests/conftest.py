@@ -26,6 +26,7 @@ BENCH = ROOT.parent / "shared" / "bench"
 DATA = Path(__file__).resolve().parent / "data"
 # the composer model for the bag-of-words embedder (the shipped one is fitted on a real model's cosines)
 WORDS_MODEL = DATA / "composer_model_words.json"
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 _real_connect = socket.socket.connect
 
@@ -87,8 +88,30 @@ def fake_pipeline(fake_settings: Settings) -> Pipeline:
 
 
 @pytest.fixture(scope="session")
+def e5_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding multilingual-e5-small's conversion, made once for the session's tests."""
+    from rag.e5_convert import ensure_converted
+
+    cache = tmp_path_factory.mktemp("e5-models")
+    ensure_converted(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def minilm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding all-MiniLM-L6-v2's ONNX export, made once for the session's tests."""
+    from rag.embedding import resolve_model_path
+    from rag.onnx_export import ensure_export
+
+    cache = tmp_path_factory.mktemp("minilm-models")
+    ensure_export(Path(resolve_model_path(MINILM)), cache, quantize=False)
+    return cache
+
+
+@pytest.fixture(scope="session")
 def real_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """The product as shipped (bundled MiniLM) over a copy of the seed corpus; built once per session."""
+    """The product as shipped (multilingual-e5-small, converted into its index folder) over a copy of the
+    seed corpus; built once per session."""
     base = tmp_path_factory.mktemp("real")
     shutil.copytree(CORPUS, base / "corpus")
     pipeline = build_pipeline(Settings(corpus_dir=base / "corpus", index_dir=base / "index"))

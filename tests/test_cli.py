@@ -119,3 +119,7 @@ def test_index_built_with_another_model_is_a_clear_error(seed_corpus: Path, tmp_
     # the product itself rebuilds rather than serving vectors of another model
     rebuilt = run(["index", "--corpus", str(seed_corpus)], tmp_path, {"RAG_MODEL": "test:words-32"})
     assert rebuilt.returncode == 0 and "2 embedded" in rebuilt.stdout
+    assert (  # and says why
+        "re-embedding the whole corpus now, because the index was built with model test:words (64 "
+        "dimensions), but the settings ask for test:words-32 (32 dimensions)"
+    ) in rebuilt.stderr

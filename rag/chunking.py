@@ -1,14 +1,12 @@
 """Cut a document into chunks of whole sentences, sized in the embedding model's word pieces.
 
 Sizes are counted in the model's own word pieces, not guessed from words: German news text takes about
-2.5 pieces per word with all-MiniLM-L6-v2's English vocabulary (1,321 pieces for the 526 words of seed
-article 001; 2.43 over XQuAD-de), English about 1.3. The default budget (``RAG_CHUNK_TOKENS``) is 512
-pieces, about 200 German words: one encyclopaedia paragraph (XQuAD-de's ~140 words, ~340 pieces, stay
-whole) or three to four news paragraphs. Measured on XQuAD-de (dev half), chunk-level hit@1 of the fused
-retrieval rises from 0.87 at 256 pieces to 0.92 at 384 and 0.936 at 512, while the answers, which are
-chosen sentence by sentence, stay as good (first sentence right for 0.74 of questions at each size). The
-model reads 256 pieces, so a chunk's own vector covers its first ~100 words; retrieval also scores every
-chunk by its best sentence's vector (see :mod:`rag.retrieval`), which covers the rest.
+1.7 pieces per word with multilingual-e5-small's XLM-R vocabulary (881 pieces for the 526 words of seed
+article 001; 1.71 over XQuAD-de), English about 1.5. The default budget (``RAG_CHUNK_TOKENS``) is 512
+pieces, what the model reads, about 300 German words: one encyclopaedia paragraph or several news
+paragraphs. Chunk size was chosen by answer quality with the composer refitted at each size (see
+docs/decisions.md); every sentence has its own vector besides, so a chunk's size does not limit how
+finely answers are found.
 
 Short paragraphs are packed together; a heading goes with the paragraph under it; a paragraph longer than
 the budget is cut into sentence windows that overlap by ``overlap`` sentences. A single sentence longer

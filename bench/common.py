@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rag.squad import Article, SquadSet
+    from rag.evaluation.squad import Article, SquadSet
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DATA = ROOT.parent / "shared" / "bench"
+BENCH_DATA = ROOT / "bench" / "data"
 XQUAD_DE = BENCH_DATA / "xquad-de-dev.json"
 XQUAD_EN = BENCH_DATA / "xquad-en-dev.json"
 SEED_CORPUS = ROOT / "corpus"
@@ -100,20 +100,21 @@ def is_fake(model: str) -> bool:
 
 
 def is_e5(model: str) -> bool:
-    from rag.e5_convert import NAMES
+    from rag.embedding.e5_convert import NAMES
 
     return model in NAMES
 
 
 def session_encoder(embedder: Any) -> Callable[[str], Any]:
     """The fastest raw query encode of the product's model: its own one-thread ONNX session called directly
-    on the tokenizer's ids, the prompt included, with no :class:`~rag.embedding.Embedder` method around it.
+    on the tokenizer's ids, the prompt included, with no :class:`~rag.embedding.base.Embedder`
+    method around it.
     For a backend without a session (torch, the test fake) it is ``embed_queries`` of one question."""
     import numpy as np
 
-    from rag.e5_embedding import E5Embedder
-    from rag.e5_tokenizer import QUERY_PROMPT
-    from rag.onnx_embedding import OnnxEmbedder, tokenize
+    from rag.embedding.e5 import E5Embedder
+    from rag.embedding.e5_tokenizer import QUERY_PROMPT
+    from rag.embedding.onnx import OnnxEmbedder, tokenize
 
     embedder.warm_up()
     inner = embedder._active() if hasattr(embedder, "_active") else embedder  # a FallbackEmbedder's choice
@@ -190,7 +191,7 @@ def quiet_logs() -> Iterator[None]:
 
 def xquad(path: Path = XQUAD_DE, questions_from: Path | None = None) -> SquadSet:
     """The articles and questions of a SQuAD file, read exactly as ``rag eval`` reads them."""
-    from rag.squad import load_squad, read_json
+    from rag.evaluation.squad import load_squad, read_json
 
     return load_squad(read_json(path), read_json(questions_from) if questions_from else None)
 
@@ -201,8 +202,8 @@ def variant(article: Article, copy: int) -> Article:
     The paragraphs are rotated by ``copy`` and each is led by a sentence naming the copy: every chunk text
     differs from the original's and is embedded on its own, as a distinct article's would be.
     """
-    from rag.loading import doc_id_for
-    from rag.squad import PARAGRAPH_SEP, Article
+    from rag.evaluation.squad import PARAGRAPH_SEP, Article
+    from rag.ingest.loading import doc_id_for
 
     if copy == 0:
         return article
@@ -222,7 +223,7 @@ def articles(squad: SquadSet, count: int) -> list[Article]:
 
 def write_corpus(folder: Path, chosen: Sequence[Article]) -> Path:
     """One file per article under ``folder`` (the evaluation's own writer); returns ``folder``."""
-    from rag.squad import write_corpus as write
+    from rag.evaluation.squad import write_corpus as write
 
     write(chosen, folder)
     return folder

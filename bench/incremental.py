@@ -6,7 +6,7 @@
 
 The corpus is the 24 XQuAD-de dev articles and variants of them (paragraphs rotated, each led by a
 sentence naming the copy; see ``bench.common.variant``), so every file and every chunk text is distinct
-and embedded on its own. Steps, all through ``rag.indexing.build_index`` as ``rag index`` runs it:
+and embedded on its own. Steps, all through ``rag.indexing.build.build_index`` as ``rag index`` runs it:
 
 1. a full build of ``articles - 1`` articles (timed: the full-build figure);
 2. ``--runs`` times: one more article is written and the index updated (timed: the incremental figure);
@@ -29,8 +29,8 @@ import numpy as np
 from bench.common import Report, articles, median, note, parser, timed, write_corpus, xquad
 
 if TYPE_CHECKING:
-    from rag.indexing import BuildReport
-    from rag.store import Snapshot
+    from rag.indexing.build import BuildReport
+    from rag.indexing.store import Snapshot
 
 
 def _profile_top(profiler: cProfile.Profile, lines: int = 12) -> str:
@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> Report:
         "--profile", action="store_true", help="Print where an incremental update spends its time."
     )
     args = p.parse_args(argv)
-    from rag.embedding import create_embedder
-    from rag.indexing import build_index
+    from rag.embedding.base import create_embedder
+    from rag.indexing.build import build_index
     from rag.pipeline import build_pipeline
     from rag.settings import Settings
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> Report:
         rebuild_s, (full, _) = timed(lambda: build("index-full", force=True))
         report.add("full_rebuild_s", rebuild_s, "s", f"{len(first) + len(added)} articles")
         report.add("incremental_share_of_full_rebuild", median(times) / rebuild_s)
-        from rag.store import load_snapshot
+        from rag.indexing.store import load_snapshot
 
         verified = median([timed(lambda: load_snapshot(root / "index"))[0] for _ in range(3)])
         trusted = median([timed(lambda: load_snapshot(root / "index", verify=False))[0] for _ in range(3)])

@@ -61,7 +61,7 @@ def _raw_encoder(model: str) -> Any:
         return None
     from sentence_transformers import SentenceTransformer
 
-    from rag.embedding import resolve_model_path
+    from rag.embedding.base import resolve_model_path
 
     st = SentenceTransformer(resolve_model_path(model), device="cpu")
     return lambda texts: st.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
@@ -70,8 +70,8 @@ def _raw_encoder(model: str) -> Any:
 def main(argv: list[str] | None = None) -> Report:
     p = parser(__doc__.splitlines()[0])
     args = p.parse_args(argv)
-    from rag.embedding import create_embedder
-    from rag.indexing import build_index
+    from rag.embedding.base import create_embedder
+    from rag.indexing.build import build_index
     from rag.settings import Settings
 
     settings = Settings()

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> Report:
     p.add_argument("--requests", type=int, default=60, help="Requests per block / per concurrent client.")
     p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (repeatable).")
     args = p.parse_args(argv)
-    from rag.embedding import create_embedder
+    from rag.embedding.base import create_embedder
     from rag.settings import Settings
 
     settings = Settings()
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> Report:
                 if not is_fake(settings.model) and not is_e5(settings.model):
                     from sentence_transformers import SentenceTransformer
 
-                    from rag.embedding import resolve_model_path
+                    from rag.embedding.base import resolve_model_path
 
                     st = SentenceTransformer(resolve_model_path(settings.model), device="cpu")
                     raw = lambda q: st.encode([q], normalize_embeddings=True)  # noqa: E731

@@ -4,7 +4,8 @@
     .venv/bin/python -m bench.scale --sizes 1e3,1e4,1e5  # smaller
     .venv/bin/python -m bench.scale --quick              # smoke run (seconds)
 
-Everything goes through the product's own index code (``rag.vectors.build_vector_index`` and ``search``
+Everything goes through the product's own index code (``rag.indexing.vectors.build_vector_index`` and
+``search``
 with the product's candidate pool of 50). Vectors are real MiniLM vectors up to ``--real`` rows (default
 60,000): the XQuAD de+en paragraphs and questions' contexts, then paragraphs of the Python standard
 library's docstrings, embedded once by the product's embedder and cached in ``bench/results/``. Beyond
@@ -69,7 +70,7 @@ def _docstring_paragraphs(limit: int) -> list[str]:
 
 def real_vectors(model: str, count: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` real document vectors and the real question vectors (cached per model and count)."""
-    from rag.embedding import create_embedder
+    from rag.embedding.base import create_embedder
 
     slug = model.replace("/", "_").replace(":", "_")
     cache = RESULTS / f"real-vectors-{slug}-{count}.npz"
@@ -118,7 +119,7 @@ def recall_at_10(exact: object, approx: object, queries: np.ndarray) -> float:
 
 
 def measure(report: Report, label: str, base: np.ndarray, queries: np.ndarray, approximate: bool) -> object:
-    from rag.vectors import build_vector_index
+    from rag.indexing.vectors import build_vector_index
 
     seconds, index = timed(
         lambda: build_vector_index(base, approximate_above=0 if approximate else len(base))
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> Report:
     p.add_argument("--queries", type=int, default=300, help="Queries timed per index.")
     p.add_argument("--approx-max", type=float, default=1e6, help="Largest size to build HNSW for.")
     args = p.parse_args(argv)
-    from rag.vectors import APPROXIMATE_ABOVE
+    from rag.indexing.vectors import APPROXIMATE_ABOVE
 
     model = model_name()
     sizes = [1000, 3000] if args.quick else [int(float(s)) for s in args.sizes.split(",")]

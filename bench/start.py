@@ -30,7 +30,7 @@ from bench.common import ROOT, SEED_CORPUS, Report, free_port, is_e5, is_fake, m
 QUESTION = "Wer hat ein Veto eingelegt?"
 _RAW = """
 from sentence_transformers import SentenceTransformer
-from rag.embedding import resolve_model_path
+from rag.embedding.base import resolve_model_path
 SentenceTransformer(resolve_model_path({model!r}), device="cpu").encode_query([{question!r}])
 """
 _RAW_E5 = """

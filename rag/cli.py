@@ -95,7 +95,7 @@ def ask(
 
 def _interactive(pipeline: Pipeline, as_json: bool) -> None:
     from rag.errors import RagError
-    from rag.followup import Turn
+    from rag.retrieval.followup import Turn
 
     typer.echo("Ask about the articles (German or English). Empty line or Ctrl-D to quit.", err=True)
     history: list[Turn] = []
@@ -197,8 +197,9 @@ def eval_(
     verbose: VerboseOpt = False,
 ) -> None:
     """Measure retrieval, answers, citations, abstention and latency; print a table, write JSON."""
-    from rag import squad
-    from rag.evaluation import evaluate_question_set, evaluate_squad, format_report
+    from rag.evaluation import squad
+    from rag.evaluation.report import format_report
+    from rag.evaluation.run import evaluate_question_set, evaluate_squad
 
     settings = _settings(verbose, corpus=corpus, index=index)
     data = squad.read_json(file)

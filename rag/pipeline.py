@@ -11,41 +11,31 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from rag.answering import QUESTION_FEATURES, RANK_FEATURES, ComposerConfig, compose
-from rag.composer_model import read_model
-from rag.corpus import CorpusWriter
-from rag.embedding import Embedder, create_embedder
+from rag.answering.compose import compose
+from rag.answering.config import ComposerConfig
+from rag.answering.features import QUESTION_FEATURES, RANK_FEATURES
+from rag.answering.model import read_model
+from rag.embedding.base import Embedder, create_embedder
 from rag.errors import BadRequestError, DocumentExistsError, DocumentNotFoundError, IndexError_
-from rag.evidence import translated_query
-from rag.followup import Turn, resolve_question
-from rag.indexing import BuildReport, build_index
-from rag.language import detect_language, other_language
-from rag.lexicon import Lexicon, NoLexicon, Translate, load_lexicon
-from rag.loading import doc_id_for, text_hash
-from rag.retrieval import RetrievalConfig, retrieve
+from rag.indexing.build import BuildReport, build_index
+from rag.indexing.store import Snapshot
+from rag.ingest.corpus import CorpusWriter
+from rag.ingest.loading import doc_id_for, text_hash
+from rag.retrieval.followup import Turn, resolve_question
+from rag.retrieval.hybrid import RetrievalConfig, retrieve
+from rag.retrieval.query import Query
+from rag.retrieval.terms import translated_query
 from rag.settings import Settings
-from rag.store import Snapshot
+from rag.text.language import detect_language, other_language
+from rag.text.lexicon import Lexicon, NoLexicon, Translate, load_lexicon
 from rag.types import Answer, Document, DocumentMeta, Hit
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
-
-
-@dataclass(frozen=True)
-class Query:
-    """A question as retrieval saw it: resolved text, its vector, its language, the chunks found."""
-
-    query_text: str
-    vector: np.ndarray
-    language: str
-    hits: list[Hit]
-    translate: Translate | None = None  # the question's words into the articles' language, if it differs
 
 
 class Pipeline:
@@ -134,31 +124,33 @@ class Pipeline:
             raise BadRequestError("top_k must be between 1 and 20")
         snap = self.snapshot
         started = time.perf_counter()
-        q = self.search(snap, question, max(k, self.composer.context_chunks), history)
+        query, hits = self.search(snap, question, max(k, self.composer.context_chunks), history)
         retrieved = time.perf_counter()
-        answer = compose(
-            snap, question, q.query_text, q.vector, q.hits, k, q.language, self.composer, q.translate
-        )
+        answer = compose(snap, query, hits, k, self.composer)
         done = time.perf_counter()
         timings = {
             "retrieve": round((retrieved - started) * 1000, 2),
             "compose": round((done - retrieved) * 1000, 2),
             "total": round((done - started) * 1000, 2),
         }
-        return replace(answer, timings_ms=timings, resolved_question=q.query_text)
+        return replace(answer, timings_ms=timings, resolved_question=query.text)
 
-    def search(self, snap: Snapshot, question: str, depth: int, history: Sequence[Turn] = ()) -> Query:
-        """The question as retrieval sees it (resolved against the chat, embedded) and its best ``depth``
-        chunks in ``snap``."""
-        query_text = resolve_question(question, history, snap.bm25.analyzer)
-        vector = self.embedder.embed_queries([query_text])[0]
-        # the corpus language is the analyser's (chosen at build time), not recounted per question
-        language = detect_language(question, default=snap.bm25.analyzer.language)
-        cross = language != snap.bm25.analyzer.language
-        translate = self.translator(language, snap.bm25.analyzer.language)
-        lexical = translated_query(snap, query_text, translate) if translate else query_text
-        hits = retrieve(snap, vector, lexical, depth, self.retrieval, cross)
-        return Query(query_text, vector, language, hits, translate)
+    def search(
+        self, snap: Snapshot, question: str, depth: int, history: Sequence[Turn] = ()
+    ) -> tuple[Query, list[Hit]]:
+        """The question as every later stage reads it, and its best ``depth`` chunks in ``snap``."""
+        query = self.query(snap, question, history)
+        return query, retrieve(snap, query, depth, self.retrieval)
+
+    def query(self, snap: Snapshot, question: str, history: Sequence[Turn] = ()) -> Query:
+        """The question resolved against the chat, embedded, its language told and its words translated."""
+        text = resolve_question(question, history, snap.bm25.analyzer)
+        vector = self.embedder.embed_queries([text])[0]
+        corpus = snap.bm25.analyzer.language  # chosen at build time, not recounted per question
+        language = detect_language(question, default=corpus)
+        translate = self.translator(language, corpus)
+        lexical = translated_query(snap, text, translate) if translate else text
+        return Query(question, text, vector, language, corpus, lexical, translate)
 
     def translator(self, source: str, target: str) -> Translate | None:
         """Word translations from the question's language into the articles', when the two differ; a new one
@@ -204,7 +196,8 @@ class Pipeline:
         return self.document(doc_id)
 
     def _same_text(self, key: str) -> Document | None:
-        """The indexed article whose :func:`~rag.loading.text_hash` is ``key``, if there is one (the caller
+        """The indexed article whose :func:`~rag.ingest.loading.text_hash` is ``key``, if there is one
+        (the caller
         holds the update lock, so the snapshot is read directly)."""
         snap = self._snap
         if snap is None:

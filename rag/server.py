@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from rag.api import create_app
+from rag.http.app import create_app
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 

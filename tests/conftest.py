@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from rag.embedding.fake import WordsEmbedder
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
-from rag.testing import WordsEmbedder
 
 # Gradio reads this at import: the tests' own Gradio apps cache into a folder of this run, never /tmp/gradio
 # (the servers the tests start put theirs under their index folder; test_hardening_chat checks /tmp/gradio).
@@ -21,9 +21,9 @@ GRADIO_TMP = os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="rag-tests-
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
-SEEDS = ROOT.parent / "shared" / "seeds"
-BENCH = ROOT.parent / "shared" / "bench"
 DATA = Path(__file__).resolve().parent / "data"
+SEEDS = DATA / "seeds"  # the seed articles as they arrived, before front matter was added
+BENCH = ROOT / "bench" / "data"  # the XQuAD development half
 # the composer model for the bag-of-words embedder (the shipped one is fitted on a real model's cosines)
 WORDS_MODEL = DATA / "composer_model_words.json"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -55,7 +55,7 @@ def _gradio_tmp() -> Iterator[None]:
 
 @pytest.fixture(autouse=True, scope="session")
 def _lexicon_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Word lists (rag.lexicon) compile into a folder of this session, not the user's cache."""
+    """Word lists (rag.text.lexicon) compile into a folder of this session, not the user's cache."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         yield
@@ -90,7 +90,7 @@ def fake_pipeline(fake_settings: Settings) -> Pipeline:
 @pytest.fixture(scope="session")
 def e5_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A models folder holding multilingual-e5-small's conversion, made once for the session's tests."""
-    from rag.e5_convert import ensure_converted
+    from rag.embedding.e5_convert import ensure_converted
 
     cache = tmp_path_factory.mktemp("e5-models")
     ensure_converted(cache)
@@ -100,8 +100,8 @@ def e5_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def minilm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A models folder holding all-MiniLM-L6-v2's ONNX export, made once for the session's tests."""
-    from rag.embedding import resolve_model_path
-    from rag.onnx_export import ensure_export
+    from rag.embedding.base import resolve_model_path
+    from rag.embedding.onnx_export import ensure_export
 
     cache = tmp_path_factory.mktemp("minilm-models")
     ensure_export(Path(resolve_model_path(MINILM)), cache, quantize=False)

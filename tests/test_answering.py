@@ -7,21 +7,22 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rag.answering import (
-    ComposerConfig,
-    Ranking,
-    Scored,
-    candidates,
-    pool_features,
-    reorder,
-    select,
-)
-from rag.discourse import carried, refers_back
-from rag.evidence import SentenceTerms, _participle_roots, _Word, match, question_terms, sentence_terms
-from rag.followup import Turn, resolve_question
-from rag.language import detect_language
-from rag.lexical import Analyzer, grams, spelling
+from rag.answering.compose import Ranking, Scored, reorder, select
+from rag.answering.config import ComposerConfig
+from rag.answering.features import candidates, pool_features
 from rag.pipeline import Pipeline
+from rag.retrieval.followup import Turn, resolve_question
+from rag.retrieval.terms import (
+    SentenceTerms,
+    _participle_roots,
+    _Word,
+    match,
+    question_terms,
+    sentence_terms,
+)
+from rag.text.analysis import Analyzer, grams, spelling
+from rag.text.discourse import carried, refers_back
+from rag.text.language import detect_language
 from rag.types import Chunk, Hit
 
 DE = Analyzer("de")
@@ -206,14 +207,12 @@ def test_carried_words_rank_the_sentence_that_continues(fake_pipeline: Pipeline)
     """ "... sagte Zakharova. Sie sagte, die Experten seien ...": the second sentence is Zakharova's too."""
     snap, cfg = fake_pipeline.snapshot, fake_pipeline.composer
     question = "Was sagte Zakharova über die Experten?"
-    q = fake_pipeline.search(snap, question, cfg.context_chunks)
-    pool = candidates(snap, q.hits, cfg)
+    query, hits = fake_pipeline.search(snap, question, cfg.context_chunks)
+    pool = candidates(snap, hits, cfg)
     texts = [sentence_terms(snap, row).text for row, _ in pool]
     she = next(i for i, t in enumerate(texts) if t.startswith("Sie sagte, die Experten"))
-    before = pool_features(
-        snap, q.query_text, q.vector, pool, q.language, replace(cfg, off=frozenset({"carry"}))
-    )
-    after = pool_features(snap, q.query_text, q.vector, pool, q.language, cfg)
+    before = pool_features(snap, query, pool, replace(cfg, off=frozenset({"carry"})))
+    after = pool_features(snap, query, pool, cfg)
     assert before.features.carried.tolist() == [0.0] * len(pool)
     assert after.features.carried[she] > 0.0  # "Zakharova", from the sentence before
     assert after.features.cover[she] == before.features.cover[she]  # its own cover is unchanged

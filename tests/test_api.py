@@ -17,10 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from rag.api import create_app
+from rag.embedding.fake import WordsEmbedder
+from rag.http.app import create_app
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
-from rag.testing import WordsEmbedder
 
 from .conftest import ROOT
 

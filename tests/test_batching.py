@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from rag.batching import BatchingEmbedder
-from rag.testing import WordsEmbedder
+from bench.batching import BatchingEmbedder
+from rag.embedding.fake import WordsEmbedder
 
 
 class _Slow(WordsEmbedder):

@@ -7,10 +7,10 @@ from itertools import pairwise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import chunk_document
-from rag.loading import parse_document
-from rag.sentences import split_sentences
-from rag.testing import WordsEmbedder
+from rag.embedding.fake import WordsEmbedder
+from rag.ingest.chunking import chunk_document
+from rag.ingest.loading import parse_document
+from rag.ingest.sentences import split_sentences
 
 from .conftest import CORPUS
 

@@ -112,7 +112,7 @@ def test_errors_are_one_line_without_traceback(
 
 def test_index_built_with_another_model_is_a_clear_error(seed_corpus: Path, tmp_path: Path) -> None:
     assert run(["index", "--corpus", str(seed_corpus)], tmp_path).returncode == 0
-    from rag.store import expected_config, load_snapshot
+    from rag.indexing.store import expected_config, load_snapshot
 
     with pytest.raises(Exception, match="run `rag index`"):
         load_snapshot(tmp_path / "ix", expected_config("test:words-32", 32, 200, 1, "de"))

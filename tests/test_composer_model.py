@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.answering import QUESTION_FEATURES, RANK_FEATURES, shipped_model
-from rag.composer_model import ComposerModel, Logistic, parse_model, read_model
+from rag.answering.compose import shipped_model
+from rag.answering.features import QUESTION_FEATURES, RANK_FEATURES
+from rag.answering.model import ComposerModel, Logistic, parse_model, read_model
 from rag.errors import ConfigError
 
 

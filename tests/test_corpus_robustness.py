@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.indexing import build_index
-from rag.testing import WordsEmbedder
+from rag.embedding.fake import WordsEmbedder
+from rag.indexing.build import build_index
 
 from .conftest import BENCH
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from rag.embedding.fake import WordsEmbedder
+from rag.indexing.store import current_build, load_snapshot
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
-from rag.store import current_build, load_snapshot
-from rag.testing import WordsEmbedder
 
 from .conftest import BENCH, ROOT
 

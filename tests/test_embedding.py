@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.e5_convert import MODEL_NAME as E5
-from rag.embedding import (
+from rag.embedding.base import (
     INT8_SUFFIX,
     Embedder,
     FallbackEmbedder,
@@ -21,11 +20,12 @@ from rag.embedding import (
     embedder_info,
     resolve_model_path,
 )
+from rag.embedding.e5_convert import MODEL_NAME as E5
+from rag.embedding.fake import WordsEmbedder
+from rag.embedding.onnx import OnnxEmbedder
+from rag.embedding.onnx_export import cache_key, unsupported_reason
 from rag.errors import ConfigError
-from rag.onnx_embedding import OnnxEmbedder
-from rag.onnx_export import cache_key, unsupported_reason
 from rag.pipeline import Pipeline
-from rag.testing import WordsEmbedder
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED = Path(resolve_model_path(MODEL))
@@ -150,7 +150,7 @@ class _Broken(WordsEmbedder):
 def test_fallback_to_torch_when_onnx_cannot_load(caplog: pytest.LogCaptureFixture) -> None:
     fallback = WordsEmbedder(32)
     embedder = FallbackEmbedder(_Broken(64), fallback)
-    with caplog.at_level(logging.WARNING, logger="rag.embedding"):
+    with caplog.at_level(logging.WARNING, logger="rag.embedding.base"):
         vectors = embedder.embed_queries(["a b"])
         embedder.embed_documents(["c"])
     assert vectors.shape == (1, 32) and embedder.dimension == 32

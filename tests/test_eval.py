@@ -10,19 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from rag.embedding.fake import WordsEmbedder
 from rag.errors import BadRequestError
-from rag.evaluation import (
-    ask_without_gold,
-    evaluate_question_set,
-    evaluate_squad,
-    format_report,
-    gold_excluder,
-    unrelated_chats,
-)
-from rag.followup import Turn
-from rag.pipeline import build_pipeline
-from rag.settings import Settings
-from rag.squad import (
+from rag.evaluation.abstention import ask_without_gold, without_gold
+from rag.evaluation.report import format_report
+from rag.evaluation.run import evaluate_question_set, evaluate_squad, unrelated_chats
+from rag.evaluation.squad import (
     PARAGRAPH_SEP,
     load_followups,
     load_question_set,
@@ -31,8 +24,10 @@ from rag.squad import (
     sample,
     write_corpus,
 )
-from rag.testing import WordsEmbedder
-from rag.types import Answer
+from rag.pipeline import build_pipeline
+from rag.retrieval.followup import Turn
+from rag.settings import Settings
+from rag.types import Answer, Hit
 
 from .conftest import BENCH, DATA, ROOT
 
@@ -160,11 +155,12 @@ def test_a_question_answered_outside_its_paragraph_is_not_asked_without_it(tmp_p
     snap = pipeline.snapshot
     by_id = {q.text: q for q in squad.questions}
     length = by_id["Wie lang wird der Blauwal?"]
-    inside = gold_excluder(snap, length)
+    every = [Hit(c, 1.0) for c in snap.chunks]
+    kept = {r for h in without_gold(snap, every, length) for r in h.chunk.sentences}
     hidden = [
         snap.documents[snap.sentence_doc[r]].text[snap.sentences[r].start : snap.sentences[r].end]
         for r in range(len(snap.sentences))
-        if inside(r)
+        if r not in kept and not snap.sentences[r].heading
     ]
     assert hidden == [
         "Der Blauwal ist das größte Tier der Erde.",

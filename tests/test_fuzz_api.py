@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 from schemathesis.config import SchemathesisConfig
 
-from rag.api import create_app
+from rag.embedding.fake import WordsEmbedder
+from rag.http.app import create_app
 from rag.pipeline import build_pipeline
 from rag.server import create_server_app
 from rag.settings import Settings
-from rag.testing import WordsEmbedder
 
 from .conftest import CORPUS
 

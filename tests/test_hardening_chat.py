@@ -27,10 +27,10 @@ from pydantic import SecretStr
 from starlette.routing import Mount, Route
 
 from bench.common import rag_serve
+from rag.embedding.fake import WordsEmbedder
 from rag.pipeline import Pipeline, build_pipeline
 from rag.server import create_server_app
 from rag.settings import Settings
-from rag.testing import WordsEmbedder
 from ui.app import Chat
 from ui.conversation import Conversation, Exchange
 from ui.guard import GradioGuard, holds_file, routed
@@ -220,7 +220,7 @@ def test_a_foreign_host_name_is_refused(live: Live, path: str) -> None:
 def test_gradio_errors_are_json_without_paths(live: Live) -> None:
     attempts = [
         httpx.get(f"{live.url}/gradio_api/file=/etc", timeout=10),
-        httpx.get(f"{live.url}/gradio_api/file=/work/main/rag/api.py", timeout=10),
+        httpx.get(f"{live.url}/gradio_api/file=/work/main/rag/http/app.py", timeout=10),
         httpx.post(f"{live.url}/gradio_api/queue/join", content=b"{not json", timeout=10),
         httpx.post(f"{live.url}/gradio_api/queue/join", json={"data": [], "fn_index": 999}, timeout=10),
         httpx.post(f"{live.url}/gradio_api/run/predict", json={"data": [1], "fn_index": 1}, timeout=10),

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.indexing import build_index
-from rag.store import load_snapshot
-from rag.testing import WordsEmbedder
+from rag.embedding.fake import WordsEmbedder
+from rag.indexing.build import build_index
+from rag.indexing.store import load_snapshot
 
 SEEDS = {"000_ec495bea3a2a83c6", "001_280cdb7c2d6d85fb"}
 

@@ -26,12 +26,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench.common import free_port, wait_ready
-from rag.api import create_app
-from rag.loading import load_corpus
+from rag.embedding.fake import WordsEmbedder
+from rag.http.app import create_app
+from rag.indexing.store import current_build, load_snapshot
+from rag.ingest.loading import load_corpus
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
-from rag.store import current_build, load_snapshot
-from rag.testing import WordsEmbedder
 
 from .conftest import BENCH, ROOT, WORDS_MODEL
 
@@ -48,7 +48,7 @@ QUESTIONS = [
 # so that a server can be started for every kill.
 _SERVE = (
     "import sys, uvicorn\n"
-    "from rag.api import create_app\n"
+    "from rag.http.app import create_app\n"
     "from rag.settings import Settings\n"
     "uvicorn.run(create_app(Settings()), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')\n"
 )

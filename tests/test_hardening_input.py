@@ -23,12 +23,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from rag.api import MAX_JSON_BYTES
+from rag.embedding.fake import WordsEmbedder
+from rag.http.app import MAX_JSON_BYTES
+from rag.http.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS
 from rag.pipeline import build_pipeline
-from rag.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS
 from rag.server import create_server_app
 from rag.settings import Settings
-from rag.testing import WordsEmbedder
 
 from .conftest import CORPUS
 

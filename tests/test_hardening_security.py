@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from rag.middleware import API_POLICY, PAGE_POLICY
+from rag.embedding.fake import WordsEmbedder
+from rag.http.middleware import API_POLICY, PAGE_POLICY
 from rag.pipeline import build_pipeline
 from rag.server import create_server_app
 from rag.settings import Settings
-from rag.testing import WordsEmbedder
 
 from .conftest import CORPUS
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from bench.common import rag_serve
-from rag.loading import parse_document
-from rag.sentences import MAX_PIECE, MAX_SENTENCE, split_sentences
+from rag.ingest.loading import parse_document
+from rag.ingest.sentences import MAX_PIECE, MAX_SENTENCE, split_sentences
 
 from .conftest import CORPUS
 

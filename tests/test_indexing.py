@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.embedding.fake import WordsEmbedder
 from rag.errors import IndexCorruptError, IndexError_, IndexMismatchError
-from rag.indexing import build_index
-from rag.store import current_build, expected_config, load_snapshot
-from rag.testing import WordsEmbedder
+from rag.indexing.build import build_index
+from rag.indexing.store import current_build, expected_config, load_snapshot
 
 
 def _build(

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from rag import lexicon as lexicon_module
+from rag.embedding.fake import WordsEmbedder
 from rag.errors import ConfigError
-from rag.evidence import match, question_terms, sentence_terms, translated_query
-from rag.lexicon import CachedLexicon, NoLexicon, WordList, ding_pairs, load_lexicon
 from rag.pipeline import Pipeline, build_pipeline
+from rag.retrieval.terms import match, question_terms, sentence_terms, translated_query
 from rag.settings import Settings
-from rag.testing import WordsEmbedder
+from rag.text import lexicon as lexicon_module
+from rag.text.lexicon import CachedLexicon, NoLexicon, WordList, ding_pairs, load_lexicon
 
 from .conftest import WORDS_MODEL
 
@@ -83,7 +83,7 @@ def test_compiled_cache_is_reused_and_falls_back_to_memory(
 
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    with caplog.at_level(logging.WARNING, logger="rag.lexicon"):
+    with caplog.at_level(logging.WARNING, logger="rag.text.lexicon"):
         in_memory = CachedLexicon(SAMPLE, blocked)
         assert in_memory.translations("veto", "en", "de")[:2] == ("einspruch", "veto")
     assert "compiling it into memory" in caplog.text
@@ -144,7 +144,7 @@ def translating(seed_corpus: Path, tmp_path: Path) -> Pipeline:
 def test_the_service_says_which_word_list_it_uses(translating: Pipeline) -> None:
     from fastapi.testclient import TestClient
 
-    from rag.api import create_app
+    from rag.http.app import create_app
 
     with TestClient(create_app(translating.settings, translating), base_url="http://127.0.0.1") as client:
         assert client.get("/health").json()["word_list"] == str(SAMPLE.resolve())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import CorpusError
-from rag.loading import doc_id_for, load_corpus, parse_document
+from rag.ingest.loading import doc_id_for, load_corpus, parse_document
 
 from .conftest import CORPUS, SEEDS
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.metrics import (
+from rag.evaluation.metrics import (
     Cited,
     Gold,
     Judged,

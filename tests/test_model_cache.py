@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.model_cache import build_folder
+from rag.embedding.model_cache import build_folder
 
 
 def _complete(folder: Path) -> bool:

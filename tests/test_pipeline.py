@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from rag.embedding.fake import WordsEmbedder
 from rag.errors import BadRequestError, DocumentNotFoundError
-from rag.followup import Turn
 from rag.pipeline import Pipeline, build_pipeline
+from rag.retrieval.followup import Turn
 from rag.settings import Settings
-from rag.testing import WordsEmbedder
 
 
 def _check_contract(pipeline: Pipeline, payload: dict) -> None:
@@ -53,7 +53,7 @@ def test_passages_are_listed_best_first_and_retrieval_share_1_keeps_retrievals_o
     shipped = fake_pipeline.ask(question, top_k=5).passages
     assert [p.score for p in shipped] == sorted((p.score for p in shipped), reverse=True)
     plain = build_pipeline(fake_settings.model_copy(update={"retrieval_share": 1.0}), WordsEmbedder())
-    hits = plain.search(plain.snapshot, question, 5).hits
+    _, hits = plain.search(plain.snapshot, question, 5)
     passages = plain.ask(question, top_k=5).passages
     assert [(p.doc_id, p.start) for p in passages] == [(h.chunk.doc_id, h.chunk.start) for h in hits]
     assert {(p.doc_id, p.start) for p in passages} == {(p.doc_id, p.start) for p in shipped}

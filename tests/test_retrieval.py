@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.lexical import Analyzer, BM25Index, fold, grams, spelling
+from rag.indexing.bm25 import BM25Index
 from rag.pipeline import Pipeline
-from rag.retrieval import Channels, RetrievalConfig, channels, fuse, retrieve
+from rag.retrieval.hybrid import Channels, RetrievalConfig, channels, fuse, retrieve
+from rag.text.analysis import Analyzer, fold, grams, spelling
 
 
 @pytest.fixture
@@ -92,9 +93,9 @@ def test_fusion_weights_and_their_extremes() -> None:
 
 def test_retrieve_on_the_seed_corpus(fake_pipeline: Pipeline) -> None:
     snap = fake_pipeline.snapshot
-    query = "Präzisionswaffen Nordkorea liefern"
-    vector = fake_pipeline.embedder.embed_queries([query])[0]
-    hits = retrieve(snap, vector, query, 3, fake_pipeline.retrieval)
+    q = fake_pipeline.query(snap, "Präzisionswaffen Nordkorea liefern")
+    query, vector = q.lexical, q.vector
+    hits = retrieve(snap, q, 3, fake_pipeline.retrieval)
     assert "Präzisionswaffen" in hits[0].chunk.text
     assert len({h.chunk.chunk_id for h in hits}) == len(hits) <= 3
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)

@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.followup import Turn
+from rag.embedding.fake import WordsEmbedder
+from rag.http.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS
 from rag.pipeline import Pipeline, build_pipeline
-from rag.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS
+from rag.retrieval.followup import Turn
 from rag.server import create_server_app
 from rag.settings import Settings
-from rag.testing import WordsEmbedder
 from rag.types import Answer, Citation, Document, DocumentMeta, Passage
 from ui import render
 from ui.app import Chat

@@ -8,12 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.indexing import build_index
+from rag.embedding.fake import WordsEmbedder
+from rag.indexing.build import build_index
+from rag.indexing.store import current_build, load_snapshot
+from rag.indexing.vectors import (
+    APPROXIMATE_ABOVE,
+    FaissIndex,
+    HnswIndex,
+    build_vector_index,
+    load_vector_index,
+)
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
-from rag.store import current_build, load_snapshot
-from rag.testing import WordsEmbedder
-from rag.vectors import APPROXIMATE_ABOVE, FaissIndex, HnswIndex, build_vector_index, load_vector_index
 
 
 def _unit(rows: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -101,7 +107,9 @@ def test_the_switch_to_approximate_search() -> None:
     vectors = _unit(300)
     assert build_vector_index(vectors, approximate_above=300).kind == "exact"
     assert build_vector_index(vectors, approximate_above=299).kind == "hnsw"
-    assert Settings().approximate_above == APPROXIMATE_ABOVE  # one default, documented in rag/vectors.py
+    assert (
+        Settings().approximate_above == APPROXIMATE_ABOVE
+    )  # one default, documented in rag/indexing/vectors.py
 
 
 @pytest.mark.parametrize("above", [APPROXIMATE_ABOVE, 0])

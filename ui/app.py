@@ -21,8 +21,8 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from rag.errors import DocumentNotFoundError, RagError
-from rag.language import detect_language
 from rag.pipeline import MAX_QUESTION_CHARS, Pipeline
+from rag.text.language import detect_language
 from rag.types import Document
 from ui import render
 from ui.conversation import Conversation

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rag.followup import Turn
-from rag.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS
+from rag.http.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS
+from rag.retrieval.followup import Turn
 
 # Exchanges kept: follow-ups read the last MAX_HISTORY_TURNS messages (25 exchanges); the sources of older
 # ones stay openable a while longer. An exchange holds at most ~8,000 characters (a 2,001-character

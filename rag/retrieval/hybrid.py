@@ -1,0 +1,107 @@
+"""Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates, fused into one ranking of chunks.
+
+Candidates are the union of each retriever's best ``candidates`` chunks: the chunks whose vectors are
+nearest the question's, and those with the highest BM25 score over character n-grams
+(:mod:`rag.text.analysis`). Each candidate then gets two scores:
+
+- dense: the best cosine between the question and one of the chunk's sentences (a chunk is about several
+  things; the sentence that answers is about one), min-max scaled over the candidates;
+- lexical: its n-gram BM25 divided by the best candidate's, so the best match gets 1 and *how much*
+  better it is than the rest survives (rank fusion throws that away).
+
+``convex`` fusion (the default) mixes them as ``w * dense + (1 - w) * lexical``: w = 0.7 for a question
+in the articles' language, 0.8 for one in the other language, whose n-grams meet the articles only
+through names, numbers, cognates and the word list's translations. ``dense`` and ``lexical`` rank by one
+retriever alone, for measuring (``RAG_FUSION``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.indexing.store import Snapshot
+from rag.retrieval.query import Query
+from rag.settings import FusionMethod
+from rag.types import Hit
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    fusion: FusionMethod = "convex"
+    dense_weight: float = 0.7  # question in the articles' language
+    cross_dense_weight: float = 0.8  # question in the other language
+    candidates: int = 50
+    words: bool = False  # lexical scores from stemmed words instead of n-grams (RAG_ABLATE=grams)
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The candidates of one query and their scores, aligned."""
+
+    ids: np.ndarray  # chunk rows
+    lexical: np.ndarray  # BM25 / best BM25 of the candidates
+    dense: np.ndarray  # best cosine of one of the chunk's sentences
+    lexical_raw: np.ndarray
+
+
+def retrieve(snap: Snapshot, query: Query, k: int, cfg: RetrievalConfig) -> list[Hit]:
+    """The ``k`` best chunks for one query, best first."""
+    if not snap.chunks:
+        return []
+    ch = channels(snap, query.lexical, query.vector, max(cfg.candidates, k), cfg.words)
+    fused = fuse(cfg, ch, query.cross)
+    order = np.lexsort((ch.ids, -fused))[:k]
+    return [
+        Hit(snap.chunks[ch.ids[i]], float(fused[i]), float(ch.dense[i]), float(ch.lexical_raw[i]))
+        for i in order.tolist()
+    ]
+
+
+def channels(
+    snap: Snapshot, query: str, query_vector: np.ndarray, pool: int, words: bool = False
+) -> Channels:
+    """Candidates from each retriever's ``pool`` best, with both scores computed for all of them."""
+    pool = min(pool, len(snap.chunks))
+    q = query_vector.reshape(-1).astype(np.float32)
+    _, dense_ids = snap.vectors.search(q.reshape(1, -1), pool)
+    lexical = snap.bm25.scores(query) if words else snap.bm25.gram_scores(query)
+    ids = np.unique(np.concatenate([dense_ids[0][dense_ids[0] >= 0], _top(lexical, pool)]))
+    rows = [snap.chunks[i].sentences for i in ids.tolist()]
+    sizes = np.array([len(r) for r in rows])
+    flat = np.fromiter((s for r in rows for s in r), dtype=np.int64, count=int(sizes.sum()))
+    if len(flat) and sizes.all():
+        dense = np.maximum.reduceat(snap.sentence_vectors[flat] @ q, np.cumsum(sizes) - sizes)
+    else:  # a chunk without sentences cannot happen in a built index; fall back to the chunk's own vector
+        dense = snap.chunk_vectors[ids] @ q
+    return Channels(ids, _by_max(lexical[ids]), dense, lexical[ids])
+
+
+def fuse(cfg: RetrievalConfig, ch: Channels, cross: bool = False) -> np.ndarray:
+    """One score per candidate (higher is better) by ``cfg.fusion``."""
+    dense = _min_max(ch.dense)
+    if cfg.fusion == "dense":
+        return dense
+    if cfg.fusion == "lexical":
+        return ch.lexical
+    w = cfg.cross_dense_weight if cross else cfg.dense_weight
+    return w * dense + (1 - w) * ch.lexical
+
+
+def _top(scores: np.ndarray, pool: int) -> np.ndarray:
+    top = np.argpartition(-scores, pool - 1)[:pool] if pool < len(scores) else np.arange(len(scores))
+    return top[scores[top] > 0]
+
+
+def _by_max(x: np.ndarray) -> np.ndarray:
+    best = float(x.max()) if len(x) else 0.0
+    return (x / best).astype(np.float64) if best > 0 else np.zeros(len(x))
+
+
+def _min_max(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    if len(x) == 0:
+        return x
+    span = float(x.max() - x.min())
+    return (x - x.min()) / span if span > 1e-9 else np.ones_like(x)

@@ -1,6 +1,6 @@
 """The composition root: one :class:`Pipeline` assembled from settings, shared by the CLI, API and UI.
 
-Queries read one immutable :class:`Snapshot` reference; an index update builds a new snapshot and swaps
+Queries read one immutable :class:`IndexSnapshot` reference; an index update builds a new snapshot and swaps
 the reference, so a query never sees half an index and never waits for a build.
 """
 
@@ -20,8 +20,9 @@ from rag.answering.features import QUESTION_FEATURES, RANK_FEATURES
 from rag.answering.model import read_model
 from rag.embedding.base import Embedder, create_embedder
 from rag.errors import BadRequestError, DocumentExistsError, DocumentNotFoundError, IndexError_
-from rag.indexing.build import BuildReport, build_index
-from rag.indexing.store import Snapshot
+from rag.indexing.build import BuildReport
+from rag.indexing.local import LocalStore
+from rag.indexing.protocol import IndexSnapshot
 from rag.ingest.corpus import CorpusWriter
 from rag.ingest.loading import doc_id_for, text_hash
 from rag.retrieval.followup import Turn, resolve_question
@@ -71,8 +72,12 @@ class Pipeline:
             untranslated_model=model,
         )
         self.corpus = CorpusWriter(Path(settings.corpus_dir))
+        self.store = create_store(settings)
         self.lexicon: Lexicon = NoLexicon() if "dictionary" in off else load_lexicon(settings.lexicon)
-        self._snap: Snapshot | None = None
+        self._snap: IndexSnapshot | None = None
+        self._by_text: tuple[IndexSnapshot, dict[str, Document]] | None = (
+            None  # the snapshot's articles by text
+        )
         self._update_lock = threading.Lock()
         self._model_loaded = False
         self.last_build: BuildReport | None = None
@@ -86,7 +91,7 @@ class Pipeline:
     def prepare_lexicon(self) -> None:
         """Compile the word list for questions in the other language than the articles, if it is not yet
         (seconds, once per machine): the server does it in the background at start."""
-        corpus = self.snapshot.bm25.analyzer.language
+        corpus = self.snapshot.analyzer.language
         self.lexicon.prepare(other_language(corpus), corpus)
 
     def load_model(self) -> None:
@@ -98,7 +103,7 @@ class Pipeline:
             return self._rebuild_locked(progress=progress, force=force)
 
     @property
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> IndexSnapshot:
         snap = self._snap
         if snap is None:
             self.update_index()
@@ -136,17 +141,17 @@ class Pipeline:
         return replace(answer, timings_ms=timings, resolved_question=query.text)
 
     def search(
-        self, snap: Snapshot, question: str, depth: int, history: Sequence[Turn] = ()
+        self, snap: IndexSnapshot, question: str, depth: int, history: Sequence[Turn] = ()
     ) -> tuple[Query, list[Hit]]:
         """The question as every later stage reads it, and its best ``depth`` chunks in ``snap``."""
         query = self.query(snap, question, history)
         return query, retrieve(snap, query, depth, self.retrieval)
 
-    def query(self, snap: Snapshot, question: str, history: Sequence[Turn] = ()) -> Query:
+    def query(self, snap: IndexSnapshot, question: str, history: Sequence[Turn] = ()) -> Query:
         """The question resolved against the chat, embedded, its language told and its words translated."""
-        text = resolve_question(question, history, snap.bm25.analyzer)
+        text = resolve_question(question, history, snap.analyzer)
         vector = self.embedder.embed_queries([text])[0]
-        corpus = snap.bm25.analyzer.language  # chosen at build time, not recounted per question
+        corpus = snap.analyzer.language  # chosen at build time, not recounted per question
         language = detect_language(question, default=corpus)
         translate = self.translator(language, corpus)
         lexical = translated_query(snap, text, translate) if translate else text
@@ -202,10 +207,9 @@ class Pipeline:
         snap = self._snap
         if snap is None:
             return None
-        by_text = snap.extras.get("by_text")
-        if by_text is None:  # once per snapshot
-            by_text = snap.extras["by_text"] = {text_hash(d.text): d for d in snap.documents.values()}
-        return by_text.get(key)
+        if self._by_text is None or self._by_text[0] is not snap:  # once per snapshot
+            self._by_text = (snap, {text_hash(d.text): d for d in snap.documents.values()})
+        return self._by_text[1].get(key)
 
     def delete_document(self, doc_id: str) -> None:
         with self._update_lock:
@@ -215,23 +219,13 @@ class Pipeline:
 
     def _rebuild_locked(self, progress: bool = False, force: bool = False) -> BuildReport:
         """Bring the index up to date with the corpus and swap it in; the caller holds the update lock."""
-        s = self.settings
-        snap, report = build_index(
-            Path(s.corpus_dir),
-            Path(s.index_dir),
-            self.embedder,
-            s.chunk_tokens,
-            s.chunk_overlap,
-            progress=progress,
-            force=force,
-            approximate_above=s.approximate_above,
-        )
+        snap, report = self.store.update(Path(self.settings.corpus_dir), self.embedder, progress, force)
         self._snap = snap
         self.last_build = report
         return report
 
 
-def _find(snap: Snapshot, doc_id: str) -> Document:
+def _find(snap: IndexSnapshot, doc_id: str) -> Document:
     doc = snap.documents.get(doc_id)
     if doc is None:
         raise DocumentNotFoundError(f"no document with id {doc_id!r}; GET /documents lists them")
@@ -248,6 +242,13 @@ def _clean_question(question: str) -> str:
     if len(cleaned) > MAX_QUESTION_CHARS:
         raise BadRequestError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
     return cleaned
+
+
+def create_store(settings: Settings) -> LocalStore:
+    """The index store the settings name (today the local one; see :mod:`rag.indexing.protocol`)."""
+    return LocalStore(
+        Path(settings.index_dir), settings.chunk_tokens, settings.chunk_overlap, settings.approximate_above
+    )
 
 
 def build_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:

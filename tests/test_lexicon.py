@@ -102,7 +102,7 @@ def test_processes_compiling_at_once_do_not_collide(tmp_path: Path) -> None:
 
 
 def test_partial_files_of_ended_processes_are_removed(tmp_path: Path) -> None:
-    stale, fresh = tmp_path / "de-en.sqlite.1-2.partial", tmp_path / "de-en.sqlite.3-4.partial"
+    stale, fresh = tmp_path / ".tmp-de-en.sqlite-1a2b3c4d", tmp_path / ".tmp-de-en.sqlite-5e6f7a8b"
     for f in (stale, fresh):
         f.write_bytes(b"half a compile")
     os.utime(stale, (time.time() - 3600, time.time() - 3600))  # an hour old: its process is gone

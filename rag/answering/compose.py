@@ -27,7 +27,7 @@ from rag.answering.features import (
     question_features,
 )
 from rag.answering.model import SHIPPED, UNTRANSLATED, ComposerModel, read_model
-from rag.indexing.store import Snapshot
+from rag.indexing.protocol import IndexSnapshot
 from rag.retrieval.query import Query
 from rag.types import Answer, Citation, Hit, Passage
 
@@ -56,7 +56,7 @@ class Ranking:
     cross: bool = False  # the question is in the other language than the articles
 
 
-def compose(snap: Snapshot, query: Query, hits: list[Hit], top_k: int, cfg: ComposerConfig) -> Answer:
+def compose(snap: IndexSnapshot, query: Query, hits: list[Hit], top_k: int, cfg: ComposerConfig) -> Answer:
     """The answer to ``query`` from the sentences of the best ``hits``, with ``top_k`` passages listed."""
     ranking = score_sentences(snap, query, hits, cfg)
     focus = _best_sentences(snap, ranking)
@@ -71,7 +71,7 @@ def compose(snap: Snapshot, query: Query, hits: list[Hit], top_k: int, cfg: Comp
     return Answer(query.question, text, False, language, citations, passages, confidence)
 
 
-def score_sentences(snap: Snapshot, query: Query, hits: list[Hit], cfg: ComposerConfig) -> Ranking:
+def score_sentences(snap: IndexSnapshot, query: Query, hits: list[Hit], cfg: ComposerConfig) -> Ranking:
     """Every candidate sentence with its ranking score, best first, and the probability that they answer
     the question."""
     pool = candidates(snap, hits, cfg)
@@ -161,7 +161,7 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
 
 
-def _citation(snap: Snapshot, n: int, s: Scored) -> Citation:
+def _citation(snap: IndexSnapshot, n: int, s: Scored) -> Citation:
     sentence = snap.sentences[s.index]
     doc = snap.documents[snap.sentence_doc[s.index]]
     chunk = s.hit.chunk
@@ -180,7 +180,7 @@ def _citation(snap: Snapshot, n: int, s: Scored) -> Citation:
     )
 
 
-def _best_sentences(snap: Snapshot, ranking: Ranking) -> dict[str, tuple[int, int]]:
+def _best_sentences(snap: IndexSnapshot, ranking: Ranking) -> dict[str, tuple[int, int]]:
     """The document offsets of each read chunk's best-ranked sentence, by chunk id."""
     best: dict[str, tuple[int, int]] = {}
     for s in ranking.sentences:  # best first
@@ -189,7 +189,7 @@ def _best_sentences(snap: Snapshot, ranking: Ranking) -> dict[str, tuple[int, in
     return best
 
 
-def _passage(snap: Snapshot, hit: Hit, focus: dict[str, tuple[int, int]]) -> Passage:
+def _passage(snap: IndexSnapshot, hit: Hit, focus: dict[str, tuple[int, int]]) -> Passage:
     c = hit.chunk
     start, end = focus.get(c.chunk_id, (None, None))
     title = snap.documents[c.doc_id].meta.title

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from rag.answering.config import ComposerConfig
-from rag.indexing.store import Snapshot
+from rag.indexing.protocol import IndexSnapshot
 from rag.retrieval.query import Query
 from rag.retrieval.terms import QuestionTerms, SentenceTerms, question_terms, sentence_terms
 from rag.text.discourse import carried
@@ -67,7 +67,7 @@ class Pool:
     cross: bool  # the question is in the other language than the articles
 
 
-def candidates(snap: Snapshot, hits: list[Hit], cfg: ComposerConfig) -> list[tuple[int, Hit]]:
+def candidates(snap: IndexSnapshot, hits: list[Hit], cfg: ComposerConfig) -> list[tuple[int, Hit]]:
     """The non-heading sentences of the best ``context_chunks`` hits, each once, with the hit it came from."""
     seen: set[int] = set()
     out: list[tuple[int, Hit]] = []
@@ -79,7 +79,9 @@ def candidates(snap: Snapshot, hits: list[Hit], cfg: ComposerConfig) -> list[tup
     return out
 
 
-def pool_features(snap: Snapshot, query: Query, pool: list[tuple[int, Hit]], cfg: ComposerConfig) -> Pool:
+def pool_features(
+    snap: IndexSnapshot, query: Query, pool: list[tuple[int, Hit]], cfg: ComposerConfig
+) -> Pool:
     """How each candidate compares with the question (see :class:`Features`)."""
     off = cfg.off
     rows = [row for row, _ in pool]
@@ -88,7 +90,7 @@ def pool_features(snap: Snapshot, query: Query, pool: list[tuple[int, Hit]], cfg
     weights = np.array([w.weight for w in terms.words])
     found = np.array([terms.found(info) for info in infos]).reshape(len(infos), len(weights))
     total = float(weights.sum()) or 1.0
-    cosine = snap.sentence_vectors[rows] @ query.vector.reshape(-1) if rows else np.zeros(0)
+    cosine = snap.sentence_vectors_for(rows) @ query.vector.reshape(-1) if rows else np.zeros(0)
     best_hit = max((h.score for _, h in pool), default=1.0) or 1.0
     docs = [snap.sentence_doc[row] for row in rows]
     context = found

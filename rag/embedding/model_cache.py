@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from rag.files import atomic_path
+
 log = logging.getLogger(__name__)
 
 
@@ -26,17 +28,12 @@ def build_folder(target: Path, make: Callable[[Path], None], complete: Callable[
     if target.exists() and not complete(target):  # asked again: another start may have just finished it
         log.warning("the converted model in %s is incomplete or damaged: converting it again", target)
         discard(target)
-    tmp = target.parent / f".tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     try:
-        make(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process made it meanwhile: use theirs
-            if not complete(target):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_path(target, directory=True) as tmp:
+            make(tmp)
+    except OSError:  # another process made it meanwhile: use theirs
+        if not complete(target):
+            raise
     return target
 
 

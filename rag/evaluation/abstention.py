@@ -12,7 +12,7 @@ from rag.answering.features import candidates
 from rag.evaluation.asking import RETRIEVAL_DEPTH, ask_all, share
 from rag.evaluation.metrics import Trial, contains_any, sweep
 from rag.evaluation.squad import Question
-from rag.indexing.store import Snapshot
+from rag.indexing.protocol import IndexSnapshot
 from rag.pipeline import Pipeline, build_pipeline
 from rag.retrieval.terms import sentence_terms
 from rag.types import Answer, Hit
@@ -43,7 +43,7 @@ def abstention_report(
     ``asked`` are the configured answers to questions the articles do not answer.
     """
     settings = pipeline.settings
-    articles = pipeline.snapshot.bm25.analyzer.language
+    articles = pipeline.snapshot.analyzer.language
     trials = [(a.language, Trial(a.confidence, True, is_right(i, a))) for i, a in enumerate(off)]
     trials += [(a.language, Trial(a.confidence, False, False)) for a in asked]
     report: dict[str, Any] = {
@@ -64,7 +64,7 @@ def abstention_report(
     return report
 
 
-def without_gold(snap: Snapshot, hits: list[Hit], question: Question) -> list[Hit]:
+def without_gold(snap: IndexSnapshot, hits: list[Hit], question: Question) -> list[Hit]:
     """``hits`` with the sentences of the question's gold paragraph taken out of their chunks, so the
     composer never reads them (the passages it lists still show the whole chunk)."""
     para = question.gold.paragraph
@@ -78,7 +78,7 @@ def without_gold(snap: Snapshot, hits: list[Hit], question: Question) -> list[Hi
     ]
 
 
-def still_answered(snap: Snapshot, rows: Sequence[int], question: Question) -> bool:
+def still_answered(snap: IndexSnapshot, rows: Sequence[int], question: Question) -> bool:
     """Whether one of the sentence ``rows`` contains a gold answer (outside the gold paragraph, too)."""
     return any(contains_any(sentence_terms(snap, row).text, question.gold.texts) for row in rows)
 

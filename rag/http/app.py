@@ -50,7 +50,7 @@ from rag.http.schemas import (
     ErrorOut,
     Health,
 )
-from rag.indexing.store import Snapshot
+from rag.indexing.protocol import IndexSnapshot
 from rag.pipeline import Pipeline, build_pipeline
 from rag.retrieval.followup import Turn
 from rag.settings import Settings
@@ -282,7 +282,7 @@ def _docs(app: FastAPI) -> None:
         )
 
 
-def _chunk_counts(snap: Snapshot) -> Counter[str]:
+def _chunk_counts(snap: IndexSnapshot) -> Counter[str]:
     return Counter(c.doc_id for c in snap.chunks)
 
 

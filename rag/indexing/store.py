@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexCorruptError, IndexError_, IndexMismatchError
+from rag.files import fsync, write_atomically
 from rag.indexing.bm25 import METHOD as LEXICAL_METHOD
 from rag.indexing.bm25 import BM25Index
 from rag.indexing.vectors import VectorIndex, build_vector_index, load_vector_index
@@ -62,6 +63,30 @@ class Snapshot:
     @property
     def build_id(self) -> str:
         return str(self.manifest.get("build_id", ""))
+
+    # --- the read side of :class:`rag.indexing.protocol.IndexSnapshot`
+    @property
+    def analyzer(self) -> Analyzer:
+        return self.bm25.analyzer
+
+    def dense_search(self, vector: np.ndarray, k: int) -> np.ndarray:
+        _, ids = self.vectors.search(vector.reshape(1, -1).astype(np.float32), k)
+        return ids[0][ids[0] >= 0]
+
+    def lexical_scores(self, text: str, words: bool = False) -> np.ndarray:
+        return self.bm25.scores(text) if words else self.bm25.gram_scores(text)
+
+    def sentence_vectors_for(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self.sentence_vectors[rows]
+
+    def chunk_vectors_for(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self.chunk_vectors[rows]
+
+    def gram_frequencies(self, grams: Sequence[str]) -> np.ndarray:
+        return self.bm25.gram_frequencies(grams)
+
+    def sentence_frequency(self, stem: str) -> tuple[int, int]:
+        return self.bm25.sentence_frequency(stem)
 
 
 def expected_config(model: str, dimension: int, chunk_tokens: int, overlap: int, language: str) -> dict:
@@ -151,15 +176,10 @@ def save_snapshot(index_dir: Path, snap: Snapshot, manifest: dict[str, Any]) -> 
         },
     }
     _write_json(tmp / "manifest.json", manifest)
-    _fsync_dir(tmp)
+    fsync(tmp)
     os.rename(tmp, builds / build_id)
-    _fsync_dir(builds)
-    pointer = index_dir / f".CURRENT.{build_id}"
-    pointer.write_text(build_id + "\n")
-    with open(pointer, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(pointer, index_dir / "CURRENT")
-    _fsync_dir(index_dir)
+    fsync(builds)
+    write_atomically(index_dir / "CURRENT", (build_id + "\n").encode())
     snap.manifest = manifest
     _remove_old_builds(index_dir)
     return build_id
@@ -269,14 +289,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_old_builds(index_dir: Path) -> None:

@@ -7,10 +7,8 @@ lands in the corpus. The article's bytes are stored exactly as uploaded; metadat
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from rag.errors import BadDocumentError, DocumentExistsError, DocumentNotFoundError, DocumentTooLargeError
+from rag.files import write_atomically
 from rag.ingest.loading import (
     FRONT_MATTER,
     SUPPORTED_SUFFIXES,
@@ -84,12 +83,7 @@ class CorpusWriter:
         if target.exists() or any(doc_id_for(p) == doc.doc_id for p in self._paths()):
             raise DocumentExistsError(f"an article named {name!r} already exists; delete it first")
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".upload-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        write_atomically(target, payload)
         return doc.doc_id
 
     def remove(self, doc_id: str) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.indexing.store import Snapshot
+from rag.indexing.protocol import IndexSnapshot
 from rag.retrieval.query import Query
 from rag.settings import FusionMethod
 from rag.types import Hit
@@ -46,7 +46,7 @@ class Channels:
     lexical_raw: np.ndarray
 
 
-def retrieve(snap: Snapshot, query: Query, k: int, cfg: RetrievalConfig) -> list[Hit]:
+def retrieve(snap: IndexSnapshot, query: Query, k: int, cfg: RetrievalConfig) -> list[Hit]:
     """The ``k`` best chunks for one query, best first."""
     if not snap.chunks:
         return []
@@ -60,21 +60,20 @@ def retrieve(snap: Snapshot, query: Query, k: int, cfg: RetrievalConfig) -> list
 
 
 def channels(
-    snap: Snapshot, query: str, query_vector: np.ndarray, pool: int, words: bool = False
+    snap: IndexSnapshot, query: str, query_vector: np.ndarray, pool: int, words: bool = False
 ) -> Channels:
     """Candidates from each retriever's ``pool`` best, with both scores computed for all of them."""
     pool = min(pool, len(snap.chunks))
     q = query_vector.reshape(-1).astype(np.float32)
-    _, dense_ids = snap.vectors.search(q.reshape(1, -1), pool)
-    lexical = snap.bm25.scores(query) if words else snap.bm25.gram_scores(query)
-    ids = np.unique(np.concatenate([dense_ids[0][dense_ids[0] >= 0], _top(lexical, pool)]))
+    lexical = snap.lexical_scores(query, words)
+    ids = np.unique(np.concatenate([snap.dense_search(q, pool), _top(lexical, pool)]))
     rows = [snap.chunks[i].sentences for i in ids.tolist()]
     sizes = np.array([len(r) for r in rows])
     flat = np.fromiter((s for r in rows for s in r), dtype=np.int64, count=int(sizes.sum()))
     if len(flat) and sizes.all():
-        dense = np.maximum.reduceat(snap.sentence_vectors[flat] @ q, np.cumsum(sizes) - sizes)
+        dense = np.maximum.reduceat(snap.sentence_vectors_for(flat) @ q, np.cumsum(sizes) - sizes)
     else:  # a chunk without sentences cannot happen in a built index; fall back to the chunk's own vector
-        dense = snap.chunk_vectors[ids] @ q
+        dense = snap.chunk_vectors_for(ids) @ q
     return Channels(ids, _by_max(lexical[ids]), dense, lexical[ids])
 
 

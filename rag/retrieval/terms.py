@@ -29,7 +29,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from rag.indexing.store import Snapshot
+from rag.indexing.protocol import IndexSnapshot
 from rag.text.analysis import fold, grams, spelling
 from rag.text.discourse import refers_back
 from rag.text.language import other_language
@@ -99,7 +99,7 @@ class QuestionTerms:
         return sum(self.gram_weights[g] for g in self.gram_set.intersection(s.grams)) / self.gram_total
 
 
-def sentence_terms(snap: Snapshot, row: int) -> SentenceTerms:
+def sentence_terms(snap: IndexSnapshot, row: int) -> SentenceTerms:
     """The sentence's text, stems and n-grams, analysed once per loaded index (a bounded cache)."""
     cache: dict[int, SentenceTerms] = snap.extras.setdefault("sentence_terms", {})
     hit = cache.get(row)
@@ -107,7 +107,7 @@ def sentence_terms(snap: Snapshot, row: int) -> SentenceTerms:
         return hit
     s = snap.sentences[row]
     text = snap.documents[snap.sentence_doc[row]].text[s.start : s.end]
-    analyzer = snap.bm25.analyzer
+    analyzer = snap.analyzer
     words = analyzer.words(text)
     stems = frozenset(analyzer.stems(words))
     by_head: dict[str, tuple[str, ...]] = {}
@@ -124,7 +124,7 @@ def sentence_terms(snap: Snapshot, row: int) -> SentenceTerms:
 
 
 def question_terms(
-    snap: Snapshot,
+    snap: IndexSnapshot,
     text: str,
     pool: Sequence[SentenceTerms],
     cross: bool,
@@ -151,14 +151,14 @@ def question_terms(
         words.append(w)
     n = max(len(snap.chunks), 1)
     unique = sorted({g for w in words for g in w.grams})
-    dfs = snap.bm25.gram_frequencies(unique)
+    dfs = snap.gram_frequencies(unique)
     gram_weights = {g: _idf(n, int(df)) for g, df in zip(unique, dfs.tolist(), strict=True) if df}
     asked = len(surface) + len(phrases)
     total = sum(gram_weights.values())
     return QuestionTerms(tuple(words), gram_weights, frozenset(gram_weights), total, asked, off)
 
 
-def translated_query(snap: Snapshot, text: str, translate: Translate, per_word: int = 3) -> str:
+def translated_query(snap: IndexSnapshot, text: str, translate: Translate, per_word: int = 3) -> str:
     """``text`` followed by the ``per_word`` best translations of each of its words that the articles use
     (the two best when they use none: the n-gram channel still finds "drohte" for ``drohen``): what the
     lexical retrievers search for a question in another language."""
@@ -178,7 +178,7 @@ def _pairs(surface: Sequence[str]) -> list[str]:
 
 
 def _phrases(
-    snap: Snapshot, surface: Sequence[str], names: set[str], translate: Translate
+    snap: IndexSnapshot, surface: Sequence[str], names: set[str], translate: Translate
 ) -> dict[int, _Word]:
     """Two-word phrases of a cross-language question that translate into one word the articles use
     (``Security Council``: "Sicherheitsrat", ``national anthem``: "Nationalhymne"), by the position of their
@@ -197,15 +197,15 @@ def _phrases(
     return out
 
 
-def _question_words(snap: Snapshot, text: str, cross: bool) -> list[str]:
+def _question_words(snap: IndexSnapshot, text: str, cross: bool) -> list[str]:
     """The question's content words, each once; a question in the other language loses only its own
     language's stop words (English "war" is a German stop word)."""
-    analyzer = snap.bm25.analyzer
+    analyzer = snap.analyzer
     return list(dict.fromkeys(analyzer.words(text, other_language(analyzer.language) if cross else None)))
 
 
 def _translated(
-    snap: Snapshot, w: _Word, known: Sequence[str], pool: Sequence[SentenceTerms], off: frozenset[str]
+    snap: IndexSnapshot, w: _Word, known: Sequence[str], pool: Sequence[SentenceTerms], off: frozenset[str]
 ) -> _Word:
     """A cross-language word with those of its translations the articles use, or that a candidate has in
     another form (``drohen``: "drohte", ``Abkommen``: "Partnerschaftsabkommen"); it weighs as the rarest of
@@ -217,7 +217,7 @@ def _translated(
 
 
 def _used(
-    snap: Snapshot,
+    snap: IndexSnapshot,
     words: Sequence[str],
     pool: Sequence[SentenceTerms] = (),
     off: frozenset[str] = frozenset(),
@@ -233,9 +233,9 @@ def _used(
     return list(out.values())
 
 
-def _unseen(snap: Snapshot) -> float:
+def _unseen(snap: IndexSnapshot) -> float:
     """The weight of a word no sentence has (the idf at document frequency 0)."""
-    return _idf(snap.bm25.sentence_frequency("")[1], 0)
+    return _idf(snap.sentence_frequency("")[1], 0)
 
 
 def match(word: _Word, s: SentenceTerms, off: frozenset[str] = frozenset()) -> float:
@@ -279,14 +279,14 @@ def _common_prefix(a: str, b: str) -> str:
     return a[:n]
 
 
-def _word(snap: Snapshot, word: str, name: bool = False) -> _Word:
+def _word(snap: IndexSnapshot, word: str, name: bool = False) -> _Word:
     if " " in word:  # a two-word translation: it weighs as its words on average
         parts = tuple(_word(snap, w) for w in word.split(" "))
         weight = sum(p.weight for p in parts) / len(parts)
         return _Word(word, frozenset(), weight, name=name, surface=word, parts=parts)
-    stem = snap.bm25.analyzer.stems([word])[0]
-    df, sentences = snap.bm25.sentence_frequency(stem)
-    roots = _participle_roots(word) if snap.bm25.analyzer.language == "de" and not df else ()
+    stem = snap.analyzer.stems([word])[0]
+    df, sentences = snap.sentence_frequency(stem)
+    roots = _participle_roots(word) if snap.analyzer.language == "de" and not df else ()
     return _Word(stem, frozenset(grams(spelling(word))), _idf(sentences, df), roots, name, surface=word)
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Protocol
 
 from rag.errors import ConfigError
+from rag.files import atomic_path
 from rag.text.analysis import Analyzer, fold, stop_words
 
 log = logging.getLogger(__name__)
@@ -273,9 +274,8 @@ class CachedLexicon:
             try:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 _remove_stale(self.cache_dir, self._stem)
-                partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
-                self._compile(direction, sqlite3.connect(partial)).close()
-                os.replace(partial, path)
+                with atomic_path(path) as partial:
+                    self._compile(direction, sqlite3.connect(partial)).close()
             except (OSError, sqlite3.Error) as e:
                 log.warning("cannot keep the word list in %s (%s): compiling it into memory", path, e)
                 db = self._compile(direction, sqlite3.connect(":memory:", check_same_thread=False))
@@ -309,7 +309,7 @@ def _remove_stale(folder: Path, stem: str, age_s: float = 600.0) -> None:
     same dictionary compiled by an earlier version of this module (``stem`` names the current one)."""
     same_file = stem.rsplit("-v", 1)[0]
     old = [p for p in folder.glob(f"{same_file}-v*.sqlite") if not p.name.startswith(f"{stem}-")]
-    for path in [*folder.glob("*.partial"), *old]:
+    for path in [*folder.glob(".tmp-*"), *old]:
         try:
             if path.suffix == ".sqlite" or time.time() - path.stat().st_mtime > age_s:
                 path.unlink()

@@ -1,0 +1,92 @@
+"""The storage seam: what retrieval and answering read of an index, and how the pipeline keeps it current.
+
+Retrieval (:mod:`rag.retrieval`) and the composer (:mod:`rag.answering`) see only :class:`IndexSnapshot`,
+one consistent state of the index that never changes under a question; the pipeline sees only
+:class:`IndexStore`. The local store (:mod:`rag.indexing.local`: FAISS, bm25s and a build folder) is the
+first implementation; ``tests/test_store_contract.py`` holds any implementation to the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from rag.embedding.base import Embedder
+from rag.text.analysis import Analyzer
+from rag.types import Chunk, Document, Sentence
+
+
+class IndexSnapshot(Protocol):
+    """One consistent state of the index. Rows are positions: chunk ``i`` is ``chunks[i]``, sentence ``r``
+    is ``sentences[r]`` of document ``sentence_doc[r]``, and a chunk lists its sentences' rows."""
+
+    @property
+    def documents(self) -> Mapping[str, Document]: ...
+
+    @property
+    def chunks(self) -> Sequence[Chunk]: ...
+
+    @property
+    def sentences(self) -> Sequence[Sentence]: ...
+
+    @property
+    def sentence_doc(self) -> Sequence[str]: ...
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """Caches a stage keeps for this snapshot (the composer's sentence analyses)."""
+        ...
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """How this state was built: model, chunking, lexical method, build id (it describes itself)."""
+        ...
+
+    @property
+    def build_id(self) -> str: ...
+
+    @property
+    def analyzer(self) -> Analyzer:
+        """The analyser the lexical index was built with (its language is the articles')."""
+        ...
+
+    def dense_search(self, vector: np.ndarray, k: int) -> np.ndarray:
+        """The rows of the ``k`` chunks whose vectors are nearest ``vector``, best first."""
+        ...
+
+    def lexical_scores(self, text: str, words: bool = False) -> np.ndarray:
+        """Every chunk's BM25 score for ``text``: over character n-grams, or stemmed ``words``."""
+        ...
+
+    def sentence_vectors_for(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The vectors of sentence ``rows``, in that order."""
+        ...
+
+    def chunk_vectors_for(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The vectors of chunk ``rows``, in that order."""
+        ...
+
+    def gram_frequencies(self, grams: Sequence[str]) -> np.ndarray:
+        """In how many chunks each character n-gram occurs."""
+        ...
+
+    def sentence_frequency(self, stem: str) -> tuple[int, int]:
+        """``(sentences holding the stemmed word, all sentences)``."""
+        ...
+
+
+class IndexStore(Protocol):
+    """Where the index lives. ``update`` brings it in line with the corpus folder (adding, replacing and
+    removing documents by content hash) and returns the new snapshot; a reader keeps the snapshot it has
+    until it asks again, and never sees half an update."""
+
+    def update(
+        self, corpus_dir: Path, embedder: Embedder, progress: bool = False, force: bool = False
+    ) -> tuple[IndexSnapshot, object]: ...
+
+    def load(self) -> IndexSnapshot:
+        """The current snapshot, as last committed."""
+        ...

@@ -1,0 +1,82 @@
+"""The storage seam's contract (:mod:`rag.indexing.protocol`): every index store, held to the same rules.
+
+Retrieval and answering read only :class:`IndexSnapshot`; the pipeline writes only through
+:class:`IndexStore`. A new store (PostgreSQL: issue 15) joins ``STORES`` and must pass all of this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.embedding.fake import WordsEmbedder
+from rag.indexing.local import LocalStore
+from rag.indexing.protocol import IndexStore
+
+StoreFactory = Callable[[Path], IndexStore]
+STORES: dict[str, StoreFactory] = {
+    "local": lambda folder: LocalStore(folder / "index", 200, 1, approximate_above=25_000),
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> IndexStore:
+    return STORES[request.param](tmp_path)
+
+
+class TestIndexStoreContract:
+    def test_a_snapshot_holds_the_corpus_with_positions_that_agree(
+        self, store: IndexStore, seed_corpus: Path
+    ):
+        snap, _ = store.update(seed_corpus, WordsEmbedder())
+        assert set(snap.documents) == {"000_ec495bea3a2a83c6", "001_280cdb7c2d6d85fb"}
+        assert snap.build_id and snap.manifest["model"]["name"] == "test:words"
+        assert snap.analyzer.language == "de"
+        for chunk in snap.chunks:
+            doc = snap.documents[chunk.doc_id]
+            assert doc.text[chunk.start : chunk.end] == chunk.text and chunk.sentences
+            for row in chunk.sentences:
+                s = snap.sentences[row]
+                assert snap.sentence_doc[row] == chunk.doc_id and chunk.start <= s.start < s.end <= chunk.end
+        rows = [r for c in snap.chunks for r in c.sentences]
+        vectors = snap.sentence_vectors_for(rows)
+        assert vectors.shape == (len(rows), 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+        assert snap.chunk_vectors_for([0]).shape == (1, 64)
+
+    def test_search_finds_the_chunk_that_holds_the_words(self, store: IndexStore, seed_corpus: Path):
+        snap, _ = store.update(seed_corpus, WordsEmbedder())
+        want = next(i for i, c in enumerate(snap.chunks) if "Präzisionswaffen" in c.text)
+        vector = WordsEmbedder().embed_queries(["Präzisionswaffen Nordkorea"])[0]
+        dense = snap.dense_search(vector, 3)
+        assert 1 <= len(dense) <= 3 and len(set(dense.tolist())) == len(dense)
+        lexical = snap.lexical_scores("Präzisionswaffen")
+        assert lexical.shape == (len(snap.chunks),) and int(np.argmax(lexical)) == want
+        assert snap.lexical_scores("Präzisionswaffen", words=True)[want] > 0
+        assert snap.lexical_scores("Xqzvw").max() == 0 == snap.lexical_scores("Xqzvw", words=True).max()
+        assert snap.gram_frequencies([" pra", "zzzzz"]).tolist()[1] == 0
+        found, total = snap.sentence_frequency(snap.analyzer.stems(["Nordkorea"])[0])
+        assert 0 < found <= total == len(snap.sentences)
+
+    def test_updates_add_and_remove_documents_and_old_snapshots_stay_whole(
+        self, store: IndexStore, seed_corpus: Path
+    ):
+        before, _ = store.update(seed_corpus, WordsEmbedder())
+        (seed_corpus / "neu.md").write_text("Ein neuer Artikel über Wale. Wale sind groß.", encoding="utf-8")
+        embedder = WordsEmbedder()
+        added, _ = store.update(seed_corpus, embedder)
+        assert "neu" in added.documents and embedder.calls == 2  # only the new article's two sentences
+        assert "neu" not in before.documents and len(before.chunks) < len(added.chunks)
+        assert store.load().build_id == added.build_id
+        (seed_corpus / "neu.md").unlink()
+        removed, _ = store.update(seed_corpus, WordsEmbedder())
+        assert set(removed.documents) == set(before.documents)
+        assert [c.text for c in removed.chunks] == [c.text for c in before.chunks]
+
+    def test_an_unchanged_corpus_is_not_rebuilt(self, store: IndexStore, seed_corpus: Path):
+        first, _ = store.update(seed_corpus, WordsEmbedder())
+        embedder = WordsEmbedder()
+        again, _ = store.update(seed_corpus, embedder)
+        assert embedder.calls == 0 and again.build_id == first.build_id

@@ -58,16 +58,23 @@ def main(argv: list[str] | None = None) -> Report:
     squad = xquad()
     chosen = articles(squad, total + runs - 1)
     first, added = chosen[: total - 1], chosen[total - 1 :]
-    report = Report(f"incremental: +1 article on {total - 1}, model {settings.model}")
+    report = Report(f"incremental: +1 article on {total - 1}, model {settings.embedding.model}")
     with tempfile.TemporaryDirectory(prefix="bench-incremental-") as tmp:
         root = Path(tmp)
         corpus = write_corpus(root / "corpus", first)
-        embedder = create_embedder(settings.model, backend=settings.backend, cache_dir=root / "models")
+        embedder = create_embedder(
+            settings.embedding.model, backend=settings.embedding.backend, cache_dir=root / "models"
+        )
         embedder.warm_up()
 
         def build(index: str, force: bool = False) -> tuple[Snapshot, BuildReport]:
             return build_index(
-                corpus, root / index, embedder, settings.chunk_tokens, settings.chunk_overlap, force=force
+                corpus,
+                root / index,
+                embedder,
+                settings.index.chunk_tokens,
+                settings.index.chunk_overlap,
+                force=force,
             )
 
         note(f"full build of {len(first)} articles ...")
@@ -102,9 +109,7 @@ def main(argv: list[str] | None = None) -> Report:
         for name, value in same.items():
             report.add(f"equals_full_rebuild.{name}", value)
         pipelines = [
-            build_pipeline(
-                settings.model_copy(update={"corpus_dir": corpus, "index_dir": root / ix}), embedder
-            )
+            build_pipeline(settings.updated(corpus_dir=corpus, index_dir=root / ix), embedder)
             for ix in ("index", "index-full")
         ]
         questions = [q.text for q in squad.questions[:: max(1, len(squad.questions) // 40)]]

@@ -80,11 +80,15 @@ def main(argv: list[str] | None = None) -> Report:
     chosen = squad.articles[:2] if args.quick else squad.articles
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         corpus = write_corpus(Path(tmp) / "corpus", chosen)
-        inner = create_embedder(settings.model, backend=settings.backend, cache_dir=Path(tmp) / "models")
+        inner = create_embedder(
+            settings.embedding.model, backend=settings.embedding.backend, cache_dir=Path(tmp) / "models"
+        )
         inner.warm_up()  # the one-time ONNX export is not an ingest cost
         backend = str(getattr(inner, "backend", type(inner).__name__))
-        raw = _raw_encoder(settings.model)
-        report = Report(f"ingest: {len(chosen)} XQuAD-de articles, model {settings.model}, backend {backend}")
+        raw = _raw_encoder(settings.embedding.model)
+        report = Report(
+            f"ingest: {len(chosen)} XQuAD-de articles, model {settings.embedding.model}, backend {backend}"
+        )
         builds, raws, direct, direct_sentences = [], [], [], []
         for run in range(runs):
             embedder = _Timed(inner)
@@ -93,8 +97,8 @@ def main(argv: list[str] | None = None) -> Report:
                     corpus,
                     Path(tmp) / f"index-{run}",
                     embedder,
-                    settings.chunk_tokens,
-                    settings.chunk_overlap,
+                    settings.index.chunk_tokens,
+                    settings.index.chunk_overlap,
                     force=True,
                 )
             )

@@ -133,16 +133,18 @@ def main(argv: list[str] | None = None) -> Report:
             client = _Client(url)
             try:
                 backend = create_embedder(
-                    settings.model, backend=settings.backend, cache_dir=folder / "index" / "models"
+                    settings.embedding.model,
+                    backend=settings.embedding.backend,
+                    cache_dir=folder / "index" / "models",
                 )
                 session = session_encoder(backend)
                 raw = None
-                if not is_fake(settings.model) and not is_e5(settings.model):
+                if not is_fake(settings.embedding.model) and not is_e5(settings.embedding.model):
                     from sentence_transformers import SentenceTransformer
 
                     from rag.embedding.base import resolve_model_path
 
-                    st = SentenceTransformer(resolve_model_path(settings.model), device="cpu")
+                    st = SentenceTransformer(resolve_model_path(settings.embedding.model), device="cpu")
                     raw = lambda q: st.encode([q], normalize_embeddings=True)  # noqa: E731
                 for q in questions[:5]:  # warm both sides
                     _ask(client, q)
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> Report:
                     note(f"round {r + 1}: http {median(http_ms):.1f} ms")
             finally:
                 client.close()
-            title = f"query over HTTP: {len(chosen)} XQuAD-de articles, model {settings.model}"
+            title = f"query over HTTP: {len(chosen)} XQuAD-de articles, model {settings.embedding.model}"
             report = Report(f"{title} {extra or ''}".strip())
             single = median(http_ms)
             report.add("single.http_ms.median", single, "ms", f"{len(http_ms)} requests")

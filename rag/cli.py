@@ -34,7 +34,7 @@ def _settings(verbose: bool = False, **overrides: Any) -> Settings:
     settings = load_settings(
         corpus_dir=overrides.pop("corpus", None), index_dir=overrides.pop("index", None), **overrides
     )
-    level = logging.INFO if verbose else getattr(logging, settings.log_level.upper(), logging.WARNING)
+    level = logging.INFO if verbose else getattr(logging, settings.server.log_level.upper(), logging.WARNING)
     logging.basicConfig(
         level=min(level, logging.INFO) if verbose else level,
         format="%(levelname)s %(name)s: %(message)s",

@@ -43,41 +43,29 @@ class Pipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or create_embedder(
-            settings.model,
-            settings.device,
-            settings.batch_size,
-            settings.offline,
-            settings.threads,
-            settings.backend,
-            Path(settings.index_dir) / "models",
+            settings.embedding.model,
+            settings.embedding.device,
+            settings.embedding.batch_size,
+            settings.embedding.offline,
+            settings.embedding.threads,
+            settings.embedding.backend,
+            Path(settings.index.index_dir) / "models",
         )
         off = frozenset(settings.ablate)
-        self.retrieval = RetrievalConfig(
-            fusion=settings.fusion,
-            dense_weight=settings.dense_weight,
-            cross_dense_weight=settings.cross_dense_weight,
-            candidates=settings.candidates,
-            words="grams" in off,
-        )
+        self.retrieval = RetrievalConfig(**settings.retrieval.model_dump(), words="grams" in off)
         model = None
-        if settings.composer_model is not None:
-            model = read_model(settings.composer_model, RANK_FEATURES, QUESTION_FEATURES)
+        if settings.answering.composer_model is not None:
+            model = read_model(settings.answering.composer_model, RANK_FEATURES, QUESTION_FEATURES)
         self.composer = ComposerConfig(
-            max_sentences=settings.max_sentences,
-            abstain_threshold=settings.abstain_threshold,
-            cross_abstain_threshold=settings.cross_abstain_threshold,
-            retrieval_share=settings.retrieval_share,
-            off=off,
-            model=model,
-            untranslated_model=model,
+            **settings.answering.model_dump(), off=off, model=model, untranslated_model=model
         )
-        self.corpus = CorpusWriter(Path(settings.corpus_dir))
+        self.corpus = CorpusWriter(Path(settings.index.corpus_dir))
         self.store = create_store(settings)
-        self.lexicon: Lexicon = NoLexicon() if "dictionary" in off else load_lexicon(settings.lexicon)
-        self._snap: IndexSnapshot | None = None
-        self._by_text: tuple[IndexSnapshot, dict[str, Document]] | None = (
-            None  # the snapshot's articles by text
+        self.lexicon: Lexicon = (
+            NoLexicon() if "dictionary" in off else load_lexicon(settings.retrieval.lexicon)
         )
+        self._snap: IndexSnapshot | None = None
+        self._by_text: tuple[IndexSnapshot, dict[str, Document]] | None = None  # its articles by text
         self._update_lock = threading.Lock()
         self._model_loaded = False
         self.last_build: BuildReport | None = None
@@ -124,7 +112,7 @@ class Pipeline:
     # --- questions
     def ask(self, question: str, top_k: int | None = None, history: Sequence[Turn] = ()) -> Answer:
         question = _clean_question(question)
-        k = top_k or self.settings.top_k
+        k = top_k or self.settings.retrieval.top_k
         if not 1 <= k <= 20:
             raise BadRequestError("top_k must be between 1 and 20")
         snap = self.snapshot
@@ -187,7 +175,9 @@ class Pipeline:
         with self._update_lock:
             if self._snap is None:  # the duplicate check reads the index
                 self._rebuild_locked()
-            doc_id = self.corpus.add(filename, data, meta, self.settings.max_upload_bytes, self._same_text)
+            doc_id = self.corpus.add(
+                filename, data, meta, self.settings.server.max_upload_bytes, self._same_text
+            )
             try:
                 self._rebuild_locked()
             except Exception:
@@ -219,7 +209,7 @@ class Pipeline:
 
     def _rebuild_locked(self, progress: bool = False, force: bool = False) -> BuildReport:
         """Bring the index up to date with the corpus and swap it in; the caller holds the update lock."""
-        snap, report = self.store.update(Path(self.settings.corpus_dir), self.embedder, progress, force)
+        snap, report = self.store.update(Path(self.settings.index.corpus_dir), self.embedder, progress, force)
         self._snap = snap
         self.last_build = report
         return report
@@ -247,7 +237,10 @@ def _clean_question(question: str) -> str:
 def create_store(settings: Settings) -> LocalStore:
     """The index store the settings name (today the local one; see :mod:`rag.indexing.protocol`)."""
     return LocalStore(
-        Path(settings.index_dir), settings.chunk_tokens, settings.chunk_overlap, settings.approximate_above
+        Path(settings.index.index_dir),
+        settings.index.chunk_tokens,
+        settings.index.chunk_overlap,
+        settings.index.approximate_above,
     )
 
 

@@ -29,7 +29,7 @@ def create_server_app(settings: Settings, pipeline: Pipeline | None = None) -> F
     # Gradio reads these at import: the page must work offline and report nothing anywhere, and the
     # files Gradio caches live under the index folder (emptied at start and exit), never in /tmp/gradio.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    cache = Path(settings.index_dir).resolve() / "gradio-cache"
+    cache = Path(settings.index.index_dir).resolve() / "gradio-cache"
     os.environ["GRADIO_TEMP_DIR"] = str(cache)
     from ui.app import mount
 
@@ -58,7 +58,9 @@ def run(settings: Settings, announce: Callable[[str], None] | None = None) -> No
     loading = threading.Thread(target=_load_model, args=(pipeline,), name="load-model", daemon=True)
     loading.start()
     app = create_server_app(settings, pipeline)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    config = uvicorn.Config(
+        app, host=settings.server.host, port=settings.server.port, log_level=settings.server.log_level.lower()
+    )
     sock = config.bind_socket()
     # Accepted connections inherit this: without it a keep-alive client waits ~40 ms per answer for
     # Nagle's algorithm and delayed ACKs (measured with bench.query: 51.4 ms -> 7.4 ms median).
@@ -66,7 +68,7 @@ def run(settings: Settings, announce: Callable[[str], None] | None = None) -> No
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     loading.join()
     report = pipeline.warm_up(progress=sys.stderr.isatty())
-    host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    host = "localhost" if settings.server.host in ("0.0.0.0", "::", "") else settings.server.host
     url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}"
     (announce or log.info)(
         f"Serving {report.files} articles ({report.chunks} passages) at {url} - the chat UI is at /, "

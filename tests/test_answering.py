@@ -108,7 +108,9 @@ def test_select_keeps_close_sentences_and_skips_repeats() -> None:
     weak = _scored(40, 0.7, "m n")
     chosen = select(_ranking([best, repeat, close, weak, weak_follower]), cfg)
     assert [s.index for s in chosen] == [10, 11, 30]
-    assert len(select(_ranking([best, close, weak_follower]), replace(cfg, max_sentences=1))) == 1
+    assert (
+        len(select(_ranking([best, close, weak_follower]), cfg.model_copy(update={"max_sentences": 1}))) == 1
+    )
 
 
 def test_question_terms_keep_names_but_drop_unmatched_english_words(fake_pipeline: Pipeline) -> None:
@@ -211,7 +213,7 @@ def test_carried_words_rank_the_sentence_that_continues(fake_pipeline: Pipeline)
     pool = candidates(snap, hits, cfg)
     texts = [sentence_terms(snap, row).text for row, _ in pool]
     she = next(i for i, t in enumerate(texts) if t.startswith("Sie sagte, die Experten"))
-    before = pool_features(snap, query, pool, replace(cfg, off=frozenset({"carry"})))
+    before = pool_features(snap, query, pool, cfg.model_copy(update={"off": frozenset({"carry"})}))
     after = pool_features(snap, query, pool, cfg)
     assert before.features.carried.tolist() == [0.0] * len(pool)
     assert after.features.carried[she] > 0.0  # "Zakharova", from the sentence before
@@ -244,5 +246,5 @@ def test_the_passages_read_are_reordered_by_their_best_sentence() -> None:
     # no sentences (all hidden, or none scored): the retrieval order stays
     assert [h.chunk.chunk_id for h in reorder(hits, _ranking([]), cfg)] == ["a", "b", "c", "d"]
     # all retrieval: the order is retrieval's
-    same = reorder(hits, _ranking(sentences), replace(cfg, retrieval_share=1.0))
+    same = reorder(hits, _ranking(sentences), cfg.model_copy(update={"retrieval_share": 1.0}))
     assert [h.chunk.chunk_id for h in same] == ["a", "b", "c", "d"]

@@ -50,7 +50,7 @@ def client(fake_pipeline: Pipeline, fake_settings: Settings) -> Iterator[TestCli
 
 @pytest.fixture
 def keyed_settings(fake_settings: Settings) -> Settings:
-    return fake_settings.model_copy(update={"api_key": SecretStr(KEY)})
+    return fake_settings.updated(api_key=SecretStr(KEY))
 
 
 @pytest.fixture
@@ -254,19 +254,19 @@ def test_upload_metadata_goes_beside_the_unchanged_text(keyed: TestClient, seed_
 def test_bad_uploads_are_refused_with_a_reason(
     keyed_settings: Settings, name: str, data: bytes, status: int, words: str
 ) -> None:
-    settings = keyed_settings.model_copy(update={"max_upload_bytes": 2000})
+    settings = keyed_settings.updated(max_upload_bytes=2000)
     with TestClient(
         create_app(settings, build_pipeline(settings, WordsEmbedder())), base_url="http://127.0.0.1"
     ) as c:
-        before = sorted(Path(settings.corpus_dir).iterdir())
+        before = sorted(Path(settings.index.corpus_dir).iterdir())
         response = c.post("/documents", files={"file": (name, data)}, headers=AUTH)
         assert response.status_code == status, response.text
         assert words in response.json()["detail"]
-        assert sorted(Path(settings.corpus_dir).iterdir()) == before
+        assert sorted(Path(settings.index.corpus_dir).iterdir()) == before
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(keyed: TestClient, keyed_settings: Settings) -> None:
-    huge = b"x" * (keyed_settings.max_upload_bytes + 100_000)
+    huge = b"x" * (keyed_settings.server.max_upload_bytes + 100_000)
     response = keyed.post("/documents", files={"file": ("huge.txt", huge)}, headers=AUTH)
     assert response.status_code == 413 and "limit" in response.json()["detail"]
 

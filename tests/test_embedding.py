@@ -167,7 +167,7 @@ def test_the_shipped_pipeline_runs_the_converted_default_model(real_pipeline: Pi
     assert manifest["model"] == {"name": E5, "dimension": 384}
     assert manifest["embedding"]["backend"] == "onnx-q4" and len(manifest["embedding"]["sha256"]) == 64
     assert Path(manifest["embedding"]["file"]).is_relative_to(
-        Path(real_pipeline.settings.index_dir) / "models"
+        Path(real_pipeline.settings.index.index_dir) / "models"
     )
 
 

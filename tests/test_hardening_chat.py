@@ -278,7 +278,7 @@ def _filled(path: str) -> str:
 
 
 def test_every_route_is_open_keyed_or_closed(fake_settings: Settings) -> None:
-    settings = fake_settings.model_copy(update={"api_key": SecretStr(KEY)})
+    settings = fake_settings.updated(api_key=SecretStr(KEY))
     app = create_server_app(settings, build_pipeline(settings, WordsEmbedder()))
     routes = set(_routes(app))
     assert len(routes) > 60  # the API's and all of Gradio's

@@ -228,7 +228,7 @@ def test_the_server_rebuilds_a_damaged_index_at_start(
         create_app(fake_settings, build_pipeline(fake_settings, WordsEmbedder())), base_url="http://127.0.0.1"
     ) as client:
         expected = [client.post("/ask", json={"question": q}).json()["answer"] for q in QUESTIONS]
-    index = Path(fake_settings.index_dir)
+    index = Path(fake_settings.index.index_dir)
     damaged = current_build(index)
     assert damaged is not None
     DAMAGE[damage](damaged)

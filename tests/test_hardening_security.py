@@ -47,7 +47,7 @@ def make_client(tmp_path: Path) -> Iterator[Factory]:
             base = tmp_path / f"s{next(numbers)}"
             shutil.copytree(CORPUS, base / "corpus")
             settings = Settings(corpus_dir=base / "corpus", index_dir=base / "index", model="test:words")
-            settings = settings.model_copy(update=overrides)
+            settings = settings.updated(**overrides)
             app = create_server_app(settings, build_pipeline(settings, WordsEmbedder()))
             return running.enter_context(TestClient(app, base_url="http://127.0.0.1"))
 

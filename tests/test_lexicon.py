@@ -191,7 +191,7 @@ def test_translations_lead_an_english_question_to_its_sentence(
     assert answer.language == "en" and not answer.abstained
     assert evidence in answer.citations[0].quote
     # the same pipeline without the word list finds another sentence, or none it trusts
-    plain = build_pipeline(translating.settings.model_copy(update={"lexicon": "none"}), WordsEmbedder())
+    plain = build_pipeline(translating.settings.updated(lexicon="none"), WordsEmbedder())
     without = plain.ask(question)
     assert without.abstained or evidence not in without.citations[0].quote
 

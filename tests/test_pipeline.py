@@ -52,7 +52,7 @@ def test_passages_are_listed_best_first_and_retrieval_share_1_keeps_retrievals_o
     question = "Was sagte Nebensja über die Sanktionen?"
     shipped = fake_pipeline.ask(question, top_k=5).passages
     assert [p.score for p in shipped] == sorted((p.score for p in shipped), reverse=True)
-    plain = build_pipeline(fake_settings.model_copy(update={"retrieval_share": 1.0}), WordsEmbedder())
+    plain = build_pipeline(fake_settings.updated(retrieval_share=1.0), WordsEmbedder())
     _, hits = plain.search(plain.snapshot, question, 5)
     passages = plain.ask(question, top_k=5).passages
     assert [(p.doc_id, p.start) for p in passages] == [(h.chunk.doc_id, h.chunk.start) for h in hits]
@@ -102,12 +102,12 @@ def test_add_and_delete_documents_update_the_index(fake_pipeline: Pipeline, fake
         "Wale.txt", "Der Blauwal ist das größte Tier der Erde. Er frisst Krill.".encode()
     )
     assert doc.doc_id == "Wale"
-    assert (Path(fake_settings.corpus_dir) / "Wale.txt").read_bytes().decode() == doc.text
+    assert (Path(fake_settings.index.corpus_dir) / "Wale.txt").read_bytes().decode() == doc.text
     answer = fake_pipeline.ask("Was ist das größte Tier der Erde?")
     assert answer.citations and answer.citations[0].doc_id == "Wale"
     fake_pipeline.delete_document("Wale")
     assert "Wale" not in [d.doc_id for d in fake_pipeline.documents()]
-    assert not (Path(fake_settings.corpus_dir) / "Wale.txt").exists()
+    assert not (Path(fake_settings.index.corpus_dir) / "Wale.txt").exists()
 
 
 def test_queries_during_updates_never_fail(fake_pipeline: Pipeline) -> None:
@@ -141,4 +141,4 @@ def test_pipeline_builds_its_index_on_first_use(fake_settings: Settings) -> None
     pipeline = build_pipeline(fake_settings, WordsEmbedder())
     assert not pipeline.ready
     assert pipeline.ask("Nebensja").passages
-    assert pipeline.ready and (Path(fake_settings.index_dir) / "CURRENT").exists()
+    assert pipeline.ready and (Path(fake_settings.index.index_dir) / "CURRENT").exists()

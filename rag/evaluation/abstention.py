@@ -24,7 +24,7 @@ def abstention_off(pipeline: Pipeline, questions: Sequence[str]) -> list[Answer]
     """The answers to ``questions`` with abstention off: what a lower threshold would give. An answer's
     confidence does not depend on the threshold, so these and the configured answers make the sweep."""
     update = {"abstain_threshold": 0.0, "cross_abstain_threshold": 0.0}
-    off = build_pipeline(pipeline.settings.model_copy(update=update), pipeline.embedder)
+    off = build_pipeline(pipeline.settings.updated(**update), pipeline.embedder)
     off.update_index()
     return [a for a, _ in ask_all(off, questions)]
 
@@ -48,8 +48,8 @@ def abstention_report(
     trials += [(a.language, Trial(a.confidence, False, False)) for a in asked]
     report: dict[str, Any] = {
         **_given(answers, asked),
-        "threshold": settings.abstain_threshold,
-        "cross_threshold": settings.cross_abstain_threshold,
+        "threshold": settings.answering.abstain_threshold,
+        "cross_threshold": settings.answering.cross_abstain_threshold,
         "answerable_correct": share([is_right(i, a) for i, a in enumerate(answers)]),
         "by_language": {
             lang: _given([a for a in answers if a.language == lang], [a for a in asked if a.language == lang])

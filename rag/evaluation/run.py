@@ -83,7 +83,7 @@ def evaluate_squad(
     with work_folder(work_dir) as folder:
         originals = write_corpus(squad.articles, folder / "corpus")
         where = {"corpus_dir": folder / "corpus", "index_dir": folder / "index"}
-        pipeline = build_pipeline(settings.model_copy(update=where))
+        pipeline = build_pipeline(settings.updated(**where))
         pipeline.warm_up()
         answers = ask_all(pipeline, [q.text for q in questions])
         report = {
@@ -243,5 +243,5 @@ def _setup(pipeline: Pipeline, questions: int) -> dict[str, Any]:
         "documents": len(snap.documents),
         "chunks": len(snap.chunks),
         "mean_chunk_words": round(sum(words) / max(len(words), 1), 1),
-        "settings": {k: getattr(pipeline.settings, k) for k in _SETTINGS_SHOWN},
+        "settings": {k: pipeline.settings.value(k) for k in _SETTINGS_SHOWN},
     }

@@ -101,13 +101,16 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     app.add_exception_handler(RagError, _rag_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, limit=_body_limit(settings))
-    if settings.cors_origins:
+    if settings.server.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+            CORSMiddleware,
+            allow_origins=settings.server.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
         )
-    app.add_middleware(HostCheck, allowed_hosts=settings.served_hosts())
+    app.add_middleware(HostCheck, allowed_hosts=settings.server.served_hosts())
     # outermost, so that every response gets the headers, the 400s, 413s and CORS answers included
-    app.add_middleware(SecurityHeaders, cors=bool(settings.cors_origins))
+    app.add_middleware(SecurityHeaders, cors=bool(settings.server.cors_origins))
     app.include_router(router)
     refuse_other_methods(app, router.routes)
     _docs(app)
@@ -142,7 +145,7 @@ def _require_key(
     header_key: Annotated[str | None, Security(_KEY_HEADER)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
 ) -> None:
-    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+    key = settings.server.api_key.get_secret_value() if settings.server.api_key is not None else ""
     if not key.strip():  # unset, or set to nothing: writes are off
         raise WritesDisabledError(
             "adding and deleting documents is disabled: start the server with RAG_API_KEY set, "
@@ -216,9 +219,9 @@ async def add_document(
     The file is stored exactly as uploaded; metadata given here and not already in the file's front
     matter is written as front matter above it. Fields left out are read from the article.
     """
-    data = await file.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
-        limit = settings.max_upload_bytes
+    data = await file.read(settings.server.max_upload_bytes + 1)
+    if len(data) > settings.server.max_upload_bytes:
+        limit = settings.server.max_upload_bytes
         raise DocumentTooLargeError(f"the article is larger than the limit of {limit} bytes")
     fields = {"title": title, "date": date, "source": source, "url": url}
     for name, value in fields.items():
@@ -325,8 +328,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 def _body_limit(settings: Settings) -> Callable[[str, str], tuple[int, str] | None]:
-    upload = settings.max_upload_bytes + _FORM_OVERHEAD
-    upload_detail = f"the upload is larger than the limit of {settings.max_upload_bytes} bytes"
+    upload = settings.server.max_upload_bytes + _FORM_OVERHEAD
+    upload_detail = f"the upload is larger than the limit of {settings.server.max_upload_bytes} bytes"
     json_detail = f"the request body is larger than the limit of {MAX_JSON_BYTES} bytes"
     ui_detail = f"the request body is larger than the limit of {MAX_UI_BYTES} bytes"
 

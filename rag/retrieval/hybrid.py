@@ -23,16 +23,13 @@ import numpy as np
 
 from rag.indexing.protocol import IndexSnapshot
 from rag.retrieval.query import Query
-from rag.settings import FusionMethod
+from rag.settings import RetrievalSettings
 from rag.types import Hit
 
 
-@dataclass(frozen=True)
-class RetrievalConfig:
-    fusion: FusionMethod = "convex"
-    dense_weight: float = 0.7  # question in the articles' language
-    cross_dense_weight: float = 0.8  # question in the other language
-    candidates: int = 50
+class RetrievalConfig(RetrievalSettings):
+    """The retrieval settings (:class:`rag.settings.RetrievalSettings`) and the one channel switch."""
+
     words: bool = False  # lexical scores from stemmed words instead of n-grams (RAG_ABLATE=grams)
 
 

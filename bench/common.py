@@ -92,7 +92,7 @@ def model_name() -> str:
     """The embedding model the product is configured with (``RAG_MODEL``; multilingual-e5-small default)."""
     from rag.settings import Settings
 
-    return Settings().model
+    return Settings().embedding.model
 
 
 def is_fake(model: str) -> bool:

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> Report:
     args = p.parse_args(argv)
     from rag.settings import Settings
 
-    model = Settings().model
+    model = Settings().embedding.model
     runs = args.runs or (1 if args.quick else 5)
     ask = [sys.executable, "-m", "rag.cli", "ask", QUESTION]
     with tempfile.TemporaryDirectory(prefix="bench-start-") as tmp:

@@ -150,7 +150,7 @@ def test_configured_cors_allows_exactly_the_configured_origins(
     make_client: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RAG_CORS_ORIGINS", f'["{ALLOWED}"]')
-    assert Settings().cors_origins == [ALLOWED]  # how an operator configures it
+    assert Settings().server.cors_origins == [ALLOWED]  # how an operator configures it
     client = make_client(cors_origins=[ALLOWED])
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key"}
 

@@ -108,7 +108,7 @@ def test_the_switch_to_approximate_search() -> None:
     assert build_vector_index(vectors, approximate_above=300).kind == "exact"
     assert build_vector_index(vectors, approximate_above=299).kind == "hnsw"
     assert (
-        Settings().approximate_above == APPROXIMATE_ABOVE
+        Settings().index.approximate_above == APPROXIMATE_ABOVE
     )  # one default, documented in rag/indexing/vectors.py
 
 

@@ -21,13 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.text.analysis import Analyzer
+from rag.text.wordlists import FINITE_VERBS, FOLLOWUP_OPENINGS, FOLLOWUP_REFERENCES
 
-_ANAPHORA = re.compile(
-    r"\b(das|dies|dieses|diese|dieser|dort|damals|er|sie|es|ihm|ihr|ihn|ihnen|dabei|dazu|davon|darauf|"
-    r"dafür|dagegen|it|that|this|these|those|there|then|he|she|they|him|her|them|its|their)\b",
-    re.IGNORECASE,
-)
-_FOLLOW_START = re.compile(r"^\s*(und|aber|also|and|but|so|what about|und was|wie ist es mit)\b", re.I)
+_ANAPHORA = re.compile(r"\b(" + "|".join(FOLLOWUP_REFERENCES) + r")\b", re.IGNORECASE)
+_FOLLOW_START = re.compile(r"^\s*(" + "|".join(FOLLOWUP_OPENINGS) + r")\b", re.I)
 # Words of the list above that do not refer back: a determiner before a noun names the subject itself ("das
 # Abkommen", "dieses Edikt"), and the "es" of "gibt es", "ging es um" stands for nothing.
 _NOT_REFERRING = re.compile(
@@ -35,11 +32,7 @@ _NOT_REFERRING = re.compile(
 )
 # A finite verb of its own: with it, one content word is a subject the question names ("Wer ist der
 # Bundeskanzler?"); without it the question is a fragment of the one before ("Mit wessen Unterstützung?").
-_VERB = re.compile(
-    r"\b(ist|sind|war|waren|wird|werden|wurde|wurden|hat|haben|hatte|hatten|heißt|hieß|gibt|gab|kann|"
-    r"können|soll|sollen|is|are|was|were|has|have|had|does|do|did|will|can|could|would|should)\b",
-    re.IGNORECASE,
-)
+_VERB = re.compile(r"\b(" + "|".join(FINITE_VERBS) + r")\b", re.IGNORECASE)
 _STANDALONE_TERMS = 3
 
 

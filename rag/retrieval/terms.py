@@ -34,6 +34,7 @@ from rag.text.analysis import fold, grams, spelling
 from rag.text.discourse import refers_back
 from rag.text.language import other_language
 from rag.text.lexicon import Translate
+from rag.text.wordlists import PARTICIPLE_PREFIXES
 
 _CACHE_LIMIT = 20_000  # sentences kept analysed per loaded index (~2 KB each)
 _PARTIAL = 0.8  # a word found by its root or most of its n-grams, against 1 for its stem
@@ -43,10 +44,7 @@ _MIN_PARTIAL_LEN = 4  # shorter words only match by stem: their few n-grams occu
 _MIN_PREFIX, _PREFIX_SHARE = 4, 0.6  # a shared prefix of 4+ letters covering 60% of the shorter stem
 # Past participles of (separable) German verbs, folded: "eingelegt", "durchgefuhrt", "vorgeschlagen". The
 # text often has the verb finite and split ("legte ... ein"), so an unknown participle is looked up by root.
-_PARTICIPLE = re.compile(
-    r"^(ab|an|auf|aus|bei|durch|ein|fest|fort|her|hin|los|mit|nach|vor|weg|zu|zuruck|zusammen)?"
-    r"ge([a-z]{3,}?)(?:et|t|en)$"
-)
+_PARTICIPLE = re.compile(r"^(" + "|".join(PARTICIPLE_PREFIXES) + r")?ge([a-z]{3,}?)(?:et|t|en)$")
 _cache_lock = threading.Lock()
 
 

@@ -24,28 +24,20 @@ from collections.abc import Sequence
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_GERMAN
 
+from rag.text.wordlists import AUXILIARIES, QUESTION_WORDS
+
 _TOKEN = re.compile(r"\w+(?:[-'’]\w+)*")
 # Longer "words" are not words (a run of letters without spaces): only their start is read, so one cannot
 # make thousands of n-grams. German compounds stay far below it ("Rindfleischetikettierungsgesetz": 31).
 MAX_WORD = 64
 _JOINERS = re.compile(r"[-'’]")
-# Question words are not in bm25s's lists but never name what is asked about; left in, "wann" or "womit"
-# (in no article) would weigh most in a question and their n-grams would match noise.
-_QUESTION_WORDS = re.findall(
-    r"\w+",
-    "wer wem wen wessen wann woher wohin womit wogegen wofür worüber worauf wodurch wovon wozu woran worin"
-    " worum warum weshalb weswegen wieso wieviel wieviele viele whose many much",
-)
-# bm25s's German list has "werden" and "wird" but not the past forms of the auxiliary; left in, "wurde"
-# counts as a content word found in half the sentences of a news article ("Wann wurde X geboren?").
-_AUXILIARIES = ("wurde", "wurden", "worden", "wurdest")
-_STOP = frozenset(w.lower() for w in (*STOPWORDS_GERMAN, *STOPWORDS_EN_PLUS, *_QUESTION_WORDS, *_AUXILIARIES))
+_STOP = frozenset(w.lower() for w in (*STOPWORDS_GERMAN, *STOPWORDS_EN_PLUS, *QUESTION_WORDS, *AUXILIARIES))
 # A question in the other language than the articles loses only its own language's stop words: German's list
 # has "war", "die", "hat", "man", which an English question means as content words ("When did the Korean
 # War end?"); English's has "won" (from "won't"), which a German question never uses and an English one does.
 _STOP_BY_LANGUAGE = {
-    "de": frozenset(w.lower() for w in (*STOPWORDS_GERMAN, *_QUESTION_WORDS, *_AUXILIARIES)),
-    "en": frozenset(w.lower() for w in (*STOPWORDS_EN_PLUS, *_QUESTION_WORDS)) - {"won"},
+    "de": frozenset(w.lower() for w in (*STOPWORDS_GERMAN, *QUESTION_WORDS, *AUXILIARIES)),
+    "en": frozenset(w.lower() for w in (*STOPWORDS_EN_PLUS, *QUESTION_WORDS)) - {"won"},
 }
 
 

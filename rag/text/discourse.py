@@ -26,15 +26,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rag.text.wordlists import ANAPHORS
+
 OPENING_WORDS = 4  # "Das Hauptaugenmerk lag dabei ...": the word that refers back comes early
 
-_GERMAN = """er sie es ihr ihre ihren ihrem ihrer ihres sein seine seinen seinem seiner seines dies diese
-dieser dieses diesen diesem dessen deren dabei damit dadurch darauf daraufhin dafür dagegen darin daraus
-dort hier daher deshalb deswegen anschließend danach später zudem außerdem jedoch allerdings stattdessen
-ebenfalls auch"""
-_ENGLISH = """he she it they him them his her hers its their theirs this these those there then later
-thus therefore however instead also afterwards subsequently"""
-ANAPHORS = frozenset((_GERMAN + " " + _ENGLISH).split())
 
 _WORD = re.compile(r"[^\W\d_]+")
 

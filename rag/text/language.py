@@ -13,15 +13,13 @@ import re
 from bm25s.stopwords import STOPWORDS_EN_PLUS as STOPWORDS_EN
 from bm25s.stopwords import STOPWORDS_GERMAN
 
+from rag.text.wordlists import LANGUAGE_CUES
+
 Language = str  # "de" or "en"
 
 _WORD = re.compile(r"[^\W\d_]+")
 _GERMAN_ONLY = frozenset(w.lower() for w in STOPWORDS_GERMAN) - frozenset(STOPWORDS_EN)
 _ENGLISH_ONLY = frozenset(STOPWORDS_EN) - frozenset(w.lower() for w in STOPWORDS_GERMAN)
-# Question words settle a short question on their own; "was" is not one of them, since it is English too
-# ("When was North Korea founded?" would otherwise be a tie).
-_GERMAN_CUES = frozenset({"wer", "wie", "wann", "wo", "warum", "welche", "welcher", "welches", "wieso"})
-_ENGLISH_CUES = frozenset({"who", "how", "what", "when", "where", "why", "which", "whom", "whose"})
 _UMLAUTS = re.compile(r"[äöüß]", re.IGNORECASE)
 
 
@@ -33,10 +31,10 @@ def other_language(language: Language) -> Language:
 def detect_language(text: str, default: Language = "de") -> Language:
     """Return ``"de"`` or ``"en"``; ties (no evidence at all) return ``default``."""
     words = [w.lower() for w in _WORD.findall(text[:20_000])]
-    de = sum(w in _GERMAN_ONLY or w in _GERMAN_CUES for w in words) + 0.5 * len(
+    de = sum(w in _GERMAN_ONLY or w in LANGUAGE_CUES["de"] for w in words) + 0.5 * len(
         _UMLAUTS.findall(text[:20_000])
     )
-    en = float(sum(w in _ENGLISH_ONLY or w in _ENGLISH_CUES for w in words))
+    en = float(sum(w in _ENGLISH_ONLY or w in LANGUAGE_CUES["en"] for w in words))
     if de == en:
         return default
     return "de" if de > en else "en"

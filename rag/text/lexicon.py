@@ -44,6 +44,7 @@ from typing import Protocol
 from rag.errors import ConfigError
 from rag.files import atomic_path
 from rag.text.analysis import Analyzer, fold, stop_words
+from rag.text.wordlists import DICTIONARY_PLACEHOLDERS
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +53,6 @@ KEEP = 8  # translations kept per word, best first
 _CACHE_VERSION = 4  # of the compiled format and the rules of ding_pairs: a change recompiles
 _ANNOTATION = re.compile(r"\{[^}]*\}|\[[^\]]*\]|\([^)]*\)|/[^/|]+/|<[^>]*>")
 _WORD = re.compile(r"^[^\W\d_]+(?:-[^\W\d_]+)*$")
-_PLACEHOLDERS = {  # dropped from a synonym before it is taken as one word
-    "de": frozenset(("jdm.", "jdn.", "jds.", "jd.", "etw.", "sich", "ein", "eine", "einen", "einem", "einer"))
-    | frozenset(("der", "die", "das", "dem", "den", "des", "mit", "an", "auf", "für", "gegen", "über"))
-    | frozenset(("von", "zu", "in", "um", "aus", "bei", "nach", "vor")),
-    "en": frozenset(("to", "sb.", "sth.", "sb's", "sth's", "one's", "oneself", "sb./sth.", "a", "an", "the"))
-    | frozenset(("with", "on", "of", "for", "at", "by", "from", "in", "into")),
-}
 
 _STOP = stop_words()
 Translate = Callable[[str], Sequence[str]]  # a folded word of the question -> folded words of the articles
@@ -178,7 +172,7 @@ def ding_pairs(lines: Iterable[str]) -> Iterable[tuple[str, str, float]]:
 def _synonyms(part: str, language: str, longest: int) -> list[tuple[int, str]]:
     """The synonyms of one sub-entry that are at most ``longest`` words once placeholders are gone, with
     their position."""
-    skip = _PLACEHOLDERS[language]
+    skip = DICTIONARY_PLACEHOLDERS[language]
     out = []
     for i, synonym in enumerate(part.split(";")):
         words = [w for w in synonym.split() if w not in skip]

@@ -41,17 +41,6 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) by linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
-
-
 def timed(fn: Callable[[], Any], collect: bool = True) -> tuple[float, Any]:
     """Seconds one call of ``fn`` takes; with ``collect``, garbage is collected first so that a collection
     is not billed to it (off for millisecond calls in a loop, where a full collection costs more)."""
@@ -114,7 +103,8 @@ def session_encoder(embedder: Any) -> Callable[[str], Any]:
 
     from rag.embedding.e5 import E5Embedder
     from rag.embedding.e5_tokenizer import QUERY_PROMPT
-    from rag.embedding.onnx import OnnxEmbedder, tokenize
+    from rag.embedding.onnx import OnnxEmbedder
+    from rag.embedding.onnx_runtime import tokenize
 
     embedder.warm_up()
     inner = embedder._active() if hasattr(embedder, "_active") else embedder  # a FallbackEmbedder's choice

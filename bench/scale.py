@@ -36,7 +36,6 @@ from bench.common import (
     note,
     parser,
     peak_rss_mb,
-    percentile,
     rss_mb,
     timed,
     xquad,
@@ -131,7 +130,7 @@ def measure(report: Report, label: str, base: np.ndarray, queries: np.ndarray, a
     kind = index.kind  # type: ignore[attr-defined]
     report.add(f"{label}.{kind}.build_s", seconds, "s")
     report.add(f"{label}.{kind}.query_ms.median", median(lat), "ms")
-    report.add(f"{label}.{kind}.query_ms.p95", percentile(lat, 95), "ms")
+    report.add(f"{label}.{kind}.query_ms.p95", float(np.percentile(lat, 95)), "ms")
     report.add(f"{label}.{kind}.index_mb", grown, "MB", f"{grown * 2**20 / len(base):.0f} bytes per vector")
     return index
 

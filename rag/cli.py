@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from rag.types import MAX_TOP_K
+
 if TYPE_CHECKING:
     from rag.pipeline import Pipeline
     from rag.settings import Settings
@@ -78,7 +80,9 @@ def ask(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the answer as JSON (the API contract).")
     ] = False,
-    top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=20, help="Passages to return.")] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", min=1, max=MAX_TOP_K, help="Passages to return.")
+    ] = None,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     verbose: VerboseOpt = False,

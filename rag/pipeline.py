@@ -32,11 +32,9 @@ from rag.retrieval.terms import translated_query
 from rag.settings import Settings
 from rag.text.language import detect_language, other_language
 from rag.text.lexicon import Lexicon, NoLexicon, Translate, load_lexicon
-from rag.types import Answer, Document, DocumentMeta, Hit
+from rag.types import MAX_QUESTION_CHARS, MAX_TOP_K, Answer, Document, DocumentMeta, Hit
 
 log = logging.getLogger(__name__)
-
-MAX_QUESTION_CHARS = 2000
 
 
 class Pipeline:
@@ -113,8 +111,8 @@ class Pipeline:
     def ask(self, question: str, top_k: int | None = None, history: Sequence[Turn] = ()) -> Answer:
         question = _clean_question(question)
         k = top_k or self.settings.retrieval.top_k
-        if not 1 <= k <= 20:
-            raise BadRequestError("top_k must be between 1 and 20")
+        if not 1 <= k <= MAX_TOP_K:
+            raise BadRequestError(f"top_k must be between 1 and {MAX_TOP_K}")
         snap = self.snapshot
         started = time.perf_counter()
         query, hits = self.search(snap, question, max(k, self.composer.context_chunks), history)

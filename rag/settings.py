@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from rag.types import MAX_TOP_K
+
 FusionMethod = Literal["convex", "dense", "lexical"]
 # Channels that can be switched off to measure what each earns (RAG_ABLATE; docs/decisions.md has the table).
 Channel = Literal["dictionary", "grams", "similarity", "carry", "participles", "prefix", "reorder"]
@@ -70,7 +72,7 @@ class EmbeddingSettings(_Group):
 class RetrievalSettings(_Group):
     """How chunks are found."""
 
-    top_k: int = Field(5, ge=1, le=20, description="Passages returned with each answer.")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="Passages returned with each answer.")
     candidates: int = Field(50, ge=1, le=1000, description="Candidates each retriever passes to fusion.")
     fusion: FusionMethod = Field("convex", description="How dense and lexical scores are combined.")
     dense_weight: float = Field(

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 BlockKind = Literal["paragraph", "heading"]
 
+MAX_QUESTION_CHARS = 2000  # the longest question accepted, on every way in (API, chat page, CLI)
+MAX_TOP_K = 20  # the most passages an answer lists (RAG_TOP_K, the API's and the CLI's top_k)
+
 
 @dataclass(frozen=True)
 class Span:

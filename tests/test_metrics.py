@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,7 +21,6 @@ from rag.evaluation.metrics import (
     judge,
     mrr_at,
     normalize,
-    percentile,
     split_answer,
     summarize,
     sweep,
@@ -164,14 +162,6 @@ def test_summarize_nothing() -> None:
     report = summarize([])
     assert report["retrieval"]["hit@1"] == 0.0 and report["answers"]["verbatim_rate"] == 1.0
     assert report["answers"]["citation_precision"] == 0.0 and report["latency_ms"]["p95"] == 0.0
-
-
-@given(st.lists(st.floats(min_value=0, max_value=1e4, allow_nan=False), min_size=1, max_size=40))
-def test_percentile_matches_numpy(values: list[float]) -> None:
-    for q in (50, 95):
-        assert math.isclose(
-            percentile(values, q), float(np.percentile(values, q)), rel_tol=1e-9, abs_tol=1e-9
-        )
 
 
 def test_abstention_rates_apply_the_threshold_to_the_evidence() -> None:

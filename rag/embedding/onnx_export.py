@@ -18,9 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from rag.embedding.model_cache import build_folder
-from rag.embedding.onnx import create_session, load_tokenizer, max_seq_length, read_json_object, tokenize
+from rag.embedding.onnx_runtime import (
+    create_session,
+    load_tokenizer,
+    max_seq_length,
+    read_json_object,
+    tokenize,
+)
 from rag.errors import ConfigError
-from rag.indexing.store import sha256_file
+from rag.files import sha256_file
 
 log = logging.getLogger(__name__)
 

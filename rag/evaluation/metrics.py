@@ -14,10 +14,11 @@ These functions are what the product's quality claims rest on, so each one does 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 _SPACE = re.compile(r"\s+")
 _MARKER = re.compile(r" ?\[(\d+)\]")
@@ -177,21 +178,12 @@ def summarize(judged: Sequence[Judged], ks: Sequence[int] = (1, 3, 5, 10)) -> di
             "mean_sentences": _mean([j.sentences for j in answered]),
             "mean_words": _mean([j.words for j in answered]),
         },
-        "latency_ms": {
-            "median": percentile([j.latency_ms for j in judged], 50),
-            "p95": percentile([j.latency_ms for j in judged], 95),
-        },
+        "latency_ms": {"median": _percentile(judged, 50), "p95": _percentile(judged, 95)},
     }
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile with linear interpolation between order statistics (numpy's default)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+def _percentile(judged: Sequence[Judged], q: float) -> float:
+    return float(np.percentile([j.latency_ms for j in judged], q)) if judged else 0.0
 
 
 def _ratio(part: int, whole: int, empty: float) -> float:

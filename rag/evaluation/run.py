@@ -93,20 +93,8 @@ def evaluate_squad(
             ),
         }
 
-        def is_right(i: int, a: Answer) -> bool:
-            return not a.abstained and contains_any(_quoted(a), questions[i].gold.texts)
-
         given = [a for a, _ in answers]
-        off = abstention_off(pipeline, [q.text for q in questions]) if unanswerable or without_gold else []
-        if unanswerable:
-            asked = [a for a, _ in ask_all(pipeline, unanswerable)]
-            report["abstention"] = abstention_report(pipeline, given, off, is_right, asked)
-        if without_gold:
-            hidden = [a for a in (ask_without_gold(pipeline, q) for q in questions) if a is not None]
-            report["without_gold"] = {
-                "skipped": len(questions) - len(hidden),
-                **abstention_report(pipeline, given, off, is_right, hidden),
-            }
+        report.update(_abstention(pipeline, questions, given, unanswerable, without_gold))
         if history:
             chats = [
                 _chat(questions[i - 1].text, answers[i - 1][0]) if i else [] for i in range(len(questions))
@@ -123,6 +111,33 @@ def evaluate_squad(
                 **summarize(judged),
                 "changed_answers": sum(a.answer != b.answer for a, (b, _) in zip(given, again, strict=True)),
             }
+    return report
+
+
+def _abstention(
+    pipeline: Pipeline,
+    questions: Sequence[Question],
+    given: Sequence[Answer],
+    unanswerable: Sequence[str],
+    without_gold: bool,
+) -> dict[str, Any]:
+    """The abstention parts of a SQuAD report: against the ``unanswerable`` questions, and with each
+    question's gold paragraph hidden."""
+
+    def is_right(i: int, a: Answer) -> bool:
+        return not a.abstained and contains_any(_quoted(a), questions[i].gold.texts)
+
+    report: dict[str, Any] = {}
+    off = abstention_off(pipeline, [q.text for q in questions]) if unanswerable or without_gold else []
+    if unanswerable:
+        asked = [a for a, _ in ask_all(pipeline, unanswerable)]
+        report["abstention"] = abstention_report(pipeline, given, off, is_right, asked)
+    if without_gold:
+        hidden = [a for a in (ask_without_gold(pipeline, q) for q in questions) if a is not None]
+        report["without_gold"] = {
+            "skipped": len(questions) - len(hidden),
+            **abstention_report(pipeline, given, off, is_right, hidden),
+        }
     return report
 
 

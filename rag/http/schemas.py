@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rag.pipeline import MAX_QUESTION_CHARS
+from rag.types import MAX_QUESTION_CHARS, MAX_TOP_K
 
 MAX_HISTORY_TURNS = 50
 MAX_TURN_CHARS = 10_000  # an answer quotes at most three sentences; a question is at most 2,000
@@ -30,7 +30,9 @@ class AskRequest(_Request):
     question: str = Field(
         min_length=1, max_length=MAX_QUESTION_CHARS, examples=["Wann wurde Nordkorea gegründet?"]
     )
-    top_k: int | None = Field(None, ge=1, le=20, description="Passages to return (default: RAG_TOP_K).")
+    top_k: int | None = Field(
+        None, ge=1, le=MAX_TOP_K, description="Passages to return (default: RAG_TOP_K)."
+    )
     history: list[TurnIn] = Field(
         default_factory=list,
         max_length=MAX_HISTORY_TURNS,

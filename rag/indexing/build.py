@@ -105,32 +105,31 @@ def build_index(
             return previous, report
         parts = _parts(docs, previous, embedder, chunk_tokens, overlap, report, progress)
         snap = _assemble(parts, embedder.dimension, language, approximate_above)
-        manifest: dict[str, Any] = {
-            **expected,
-            "package_version": __version__,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "files": files,
-            "documents": len(docs),
-            "chunks": len(snap.chunks),
-            "sentences": len(snap.sentences),
-            "embedding": embedder_info(embedder),
-        }
-        report.build_id = save_snapshot(index_dir, snap, manifest)
+        report.build_id = save_snapshot(index_dir, snap, _manifest(expected, files, snap, embedder))
         report.chunks, report.sentences = len(snap.chunks), len(snap.sentences)
         if previous is not None:
             report.removed_files = len(set(previous.manifest.get("files", {})) - set(files))
     report.seconds = time.perf_counter() - started
     log.info(
         "index %s: %d files, %d chunks (%d files embedded, %d reused, %d removed) in %.1fs",
-        report.build_id,
-        report.files,
-        report.chunks,
-        report.embedded_files,
-        report.reused_files,
-        report.removed_files,
-        report.seconds,
+        *(report.build_id, report.files, report.chunks),
+        *(report.embedded_files, report.reused_files, report.removed_files, report.seconds),
     )
     return snap, report
+
+
+def _manifest(expected: dict[str, Any], files: dict[str, str], snap: Snapshot, embedder: Embedder) -> dict:
+    """How a build was made: the settings it must match, the corpus files' hashes, counts, the model."""
+    return {
+        **expected,
+        "package_version": __version__,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "files": files,
+        "documents": len(files),
+        "chunks": len(snap.chunks),
+        "sentences": len(snap.sentences),
+        "embedding": embedder_info(embedder),
+    }
 
 
 def _indexed_files(index_dir: Path) -> list[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexCorruptError, IndexError_, IndexMismatchError
-from rag.files import fsync, write_atomically
+from rag.files import fsync, sha256_file, write_atomically
 from rag.indexing.bm25 import METHOD as LEXICAL_METHOD
 from rag.indexing.bm25 import BM25Index
 from rag.indexing.vectors import VectorIndex, build_vector_index, load_vector_index
@@ -280,15 +279,6 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
         np.save(handle, np.ascontiguousarray(array, dtype=np.float32))
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _remove_old_builds(index_dir: Path) -> None:

@@ -238,7 +238,8 @@ def main() -> None:
         typer.echo(f"error: {exc.message}", err=True)
         raise SystemExit(1) from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        # a setting is named as the user sets it: its flat name (RAG_<NAME>), not its place in the tree
+        problems = "; ".join(f"{_setting_name(e['loc'])}: {e['msg']}" for e in exc.errors())
         typer.echo(f"error: invalid setting: {problems}", err=True)
         raise SystemExit(2) from None
     except (typer.Abort, KeyboardInterrupt):
@@ -260,3 +261,8 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    """The flat name of the setting at ``loc`` in the tree (``("index", "chunk_tokens")``: chunk_tokens)."""
+    return next((str(part) for part in reversed(loc) if isinstance(part, str)), "")

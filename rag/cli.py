@@ -259,10 +259,10 @@ def main() -> None:
         raise SystemExit(1) from None
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 def _setting_name(loc: tuple[int | str, ...]) -> str:
     """The flat name of the setting at ``loc`` in the tree (``("index", "chunk_tokens")``: chunk_tokens)."""
     return next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -35,7 +35,6 @@ from bench.common import (
     model_name,
     note,
     parser,
-    percentile,
     run_clients,
     timed,
     xquad,
@@ -103,7 +102,7 @@ def concurrent_queries(embedder: Any, questions: list[str], clients: int) -> tup
             latencies.append(timed(lambda q=q: embedder.embed_queries([q]), collect=False)[0] * 1000)
 
     seconds = run_clients(client, clients, barrier)  # before len(): the list fills while they run
-    return len(latencies) / seconds, percentile(latencies, 95)
+    return len(latencies) / seconds, float(np.percentile(latencies, 95))
 
 
 def main(argv: list[str] | None = None) -> Report:
@@ -143,7 +142,7 @@ def main(argv: list[str] | None = None) -> Report:
                 batch[b].append(timed(lambda e=e: e.embed_documents(paragraphs))[0])
         for b in backends:
             report.add(f"{b}.query_ms.median", median(query[b]), "ms")
-            report.add(f"{b}.query_ms.p95", percentile(query[b], 95), "ms")
+            report.add(f"{b}.query_ms.p95", float(np.percentile(query[b], 95)), "ms")
             report.add(f"{b}.batch_s.median", median(batch[b]), "s", f"{len(paragraphs)} paragraphs")
             report.add(f"{b}.paragraphs_per_s", len(paragraphs) / median(batch[b]), "/s")
             if not is_fake(model):

@@ -3,7 +3,7 @@
 Retrieval (:mod:`rag.retrieval`) and the composer (:mod:`rag.answering`) see only :class:`IndexSnapshot`,
 one consistent state of the index that never changes under a question; the pipeline sees only
 :class:`IndexStore`. The local store (:mod:`rag.indexing.local`: FAISS, bm25s and a build folder) is the
-first implementation; ``tests/test_store_contract.py`` holds any implementation to the same rules.
+first implementation; ``tests/indexing/test_store_contract.py`` holds any implementation to the same rules.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 from rag.embedding.fake import WordsEmbedder
 from rag.indexing.build import build_index
 
-from .conftest import BENCH
+from ..conftest import BENCH
 
 
 def _five_megabytes() -> str:

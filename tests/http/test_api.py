@@ -22,7 +22,7 @@ from rag.http.app import create_app
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 KEY = "s3cret-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -10,7 +10,7 @@ import pytest
 from rag.errors import CorpusError
 from rag.ingest.loading import doc_id_for, load_corpus, parse_document
 
-from .conftest import CORPUS, SEEDS
+from ..conftest import CORPUS, SEEDS
 
 
 def _seed(name: str) -> bytes:

@@ -22,7 +22,7 @@ from rag.pipeline import build_pipeline
 from rag.server import create_server_app
 from rag.settings import Settings
 
-from .conftest import CORPUS
+from ..conftest import CORPUS
 
 KEY = "sec-test-key-4f2a9c71"
 EVIL_ORIGIN = "https://evil.example"

@@ -33,7 +33,7 @@ from rag.ingest.loading import load_corpus
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 
-from .conftest import BENCH, ROOT, WORDS_MODEL
+from ..conftest import BENCH, ROOT, WORDS_MODEL
 
 KEY = "crash-test-key-31c5"
 KILLS = 12

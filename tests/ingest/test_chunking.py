@@ -12,7 +12,7 @@ from rag.ingest.chunking import chunk_document
 from rag.ingest.loading import parse_document
 from rag.ingest.sentences import split_sentences
 
-from .conftest import CORPUS
+from ..conftest import CORPUS
 
 count = WordsEmbedder().count_tokens
 

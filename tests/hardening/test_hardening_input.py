@@ -30,7 +30,7 @@ from rag.pipeline import build_pipeline
 from rag.server import create_server_app
 from rag.settings import Settings
 
-from .conftest import CORPUS
+from ..conftest import CORPUS
 
 KEY = "input-test-key-8d1f"
 AUTH = {"X-API-Key": KEY}

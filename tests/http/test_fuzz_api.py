@@ -27,7 +27,7 @@ from rag.pipeline import build_pipeline
 from rag.server import create_server_app
 from rag.settings import Settings
 
-from .conftest import CORPUS
+from ..conftest import CORPUS
 
 KEY = "fuzz-key-0123456789"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))

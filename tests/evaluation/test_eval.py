@@ -29,7 +29,7 @@ from rag.retrieval.followup import Turn
 from rag.settings import Settings
 from rag.types import Answer, Hit
 
-from .conftest import BENCH, DATA, ROOT
+from ..conftest import BENCH, DATA, ROOT
 
 TINY_DE = DATA / "tiny_squad_de.json"
 TINY_EN = DATA / "tiny_squad_en.json"

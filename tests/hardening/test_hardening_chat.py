@@ -35,7 +35,7 @@ from ui.app import Chat
 from ui.conversation import Conversation, Exchange
 from ui.guard import GradioGuard, holds_file, routed
 
-from .conftest import CORPUS, ROOT
+from ..conftest import CORPUS, ROOT
 
 KEY = "chat-test-key-5e1b"
 QUESTION = "Wann wurde Nordkorea gegründet?"

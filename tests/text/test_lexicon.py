@@ -18,9 +18,9 @@ from rag.settings import Settings
 from rag.text import lexicon as lexicon_module
 from rag.text.lexicon import CachedLexicon, NoLexicon, WordList, ding_pairs, load_lexicon
 
-from .conftest import WORDS_MODEL
+from ..conftest import DATA, WORDS_MODEL
 
-SAMPLE = Path(__file__).parent / "data" / "ding-sample.txt"
+SAMPLE = DATA / "ding-sample.txt"
 
 
 def _pairs() -> list[tuple[str, str, float]]:

@@ -25,7 +25,7 @@ from rag.indexing.build import build_index
 from rag.ingest.loading import load_corpus
 from rag.ingest.sentences import split_sentences
 
-from .conftest import CORPUS, DATA
+from ..conftest import CORPUS, DATA
 
 
 def _shipped_texts() -> tuple[list[str], list[str]]:

@@ -21,7 +21,7 @@ from bench.common import rag_serve
 from rag.ingest.loading import parse_document
 from rag.ingest.sentences import MAX_PIECE, MAX_SENTENCE, split_sentences
 
-from .conftest import CORPUS
+from ..conftest import CORPUS
 
 KEY = "work-test-key-0c7d"
 AUTH = {"X-API-Key": KEY}

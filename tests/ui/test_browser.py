@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, sync_pla
 
 from bench.common import rag_serve
 
-from .conftest import CORPUS, ROOT
+from ..conftest import CORPUS, ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.model, pytest.mark.timeout(900)]
 

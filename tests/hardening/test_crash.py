@@ -17,7 +17,7 @@ from rag.indexing.store import current_build, load_snapshot
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 
-from .conftest import BENCH, ROOT
+from ..conftest import BENCH, ROOT
 
 QUESTIONS = ["Wer ist der russische UN-Botschafter?", "Wann wurde Nordkorea gegründet?", "Wo liegt Fresno?"]
 KILLS = 16

@@ -389,7 +389,7 @@ def test_the_keyboard_reaches_the_question_box_through_the_skip_link_with_a_visi
             break
         page.keyboard.press("Shift+Tab")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineWidth")
-    tip = page.evaluate("document.activeElement.getAttribute('aria-describedby')")  # the focused [n]'s preview
+    tip = page.evaluate("document.activeElement.getAttribute('aria-describedby')")  # its own preview
     assert float(outline.removesuffix("px")) >= 2 and page.locator(f"#{tip}").is_visible()
 
     page.locator(".rag-turn summary").first.click()  # the sources open: their buttons take focus too

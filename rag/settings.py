@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", frozen=True)
 
     # --- where things live
-    corpus_dir: Path = Field(Path("corpus"), description="Folder of .txt/.md articles to answer from.")
+    corpus_dir: Path = Field(
+        Path("corpus"), description="Folder of .txt/.md/.html/.pdf articles to answer from."
+    )
     index_dir: Path = Field(Path("index"), description="Folder the built index is written to.")
 
     # --- embedding model

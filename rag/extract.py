@@ -6,33 +6,30 @@ file stays in the corpus so that it can be extracted again. The text is a functi
 
 - **HTML** (``.html``, ``.htm``): trafilatura's main text (navigation, teasers, footers and comments left
   out), its title, date (htmldate), author and site name. Each paragraph, heading or list item it finds is
-  a block of its own, separated by a blank line.
-- **PDF**: pdfium's text layer, page by page. Lines are joined into paragraphs; a paragraph ends where the
-  white space above the next line exceeds the page's usual white space between lines (its lower quartile,
-  so that a few wide gaps do not raise it; at most half a font height) by over :data:`PARAGRAPH_GAP` font
-  heights, or the
-  font height changes by over a fifth (a heading). A hyphen pdfium marks as a line-end break is dropped
-  before a lower-case letter ("Bundes-|regierung"). Every page starts a new paragraph, and
-  :attr:`Extracted.pages` records where each page starts, so that a citation knows its page.
+  a block of its own, separated by a blank line. A page with under :data:`MIN_ARTICLE_CHARS` characters
+  of prose (paragraphs that end like a sentence, list items aside) has no article.
+- **PDF**: pdfium's text layer, page by page (:mod:`rag.pdf_text`).
 
-Parsers of untrusted files run in one worker process (spawned at first use, reused, restarted after a
-failure): a file that takes longer than :data:`MAX_SECONDS` is skipped and the worker killed, and the
-worker's address space is capped at :data:`MAX_MEMORY`, so a 157 KB PDF whose content stream inflates to
-50 MB (720 MB and 2.2 s in pdfium) or one of 3 MB that inflates to 1 GB cannot hang or swap the server.
+Parsers of untrusted files run in one worker process (started at first use, ~0.2 s with trafilatura's
+import; reused; started anew after a failure): a file that takes longer than :data:`MAX_SECONDS` is
+skipped and the worker killed, and the worker's address space is capped at :data:`MAX_MEMORY`. A 2.1 MB
+PDF whose content stream inflates to 700 MB of operators, which pdfium alone would take gigabytes and
+minutes over (157 KB inflating to 50 MB: 720 MB and 2.2 s), is refused in 0.6 s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
-import multiprocessing
-import re
+import os
+import subprocess
+import sys
 import threading
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from rag.errors import BadDocumentError
@@ -41,23 +38,13 @@ log = logging.getLogger(__name__)
 
 EXTRACTED_SUFFIXES = (".html", ".htm", ".pdf")
 MAX_SOURCE_BYTES = 50 * 1024 * 1024  # a news PDF with photos is a few MB; the upload limit is lower still
-MAX_SECONDS = 30.0  # a 100-page PDF takes ~1 s; the first HTML page ~0.5 s more while trafilatura imports
+MAX_SECONDS = 30.0  # a 200-page PDF takes 0.4 s, a news page 2 ms; starting the worker 0.2 s
 MAX_MEMORY = 1024 * 1024 * 1024  # the worker's address space: it needs ~60 MB with both parsers loaded
-MAX_PAGES = 1000
 MAX_CHARS = 2_000_000  # as much text as the largest .txt upload (RAG_MAX_UPLOAD_BYTES, 2 MB)
 MIN_ARTICLE_CHARS = 200  # less than two sentences of prose: a page of links, not an article
-# White space between two lines' font boxes, in font heights: ~0.3 inside a paragraph of 11 pt type on 17 pt
-# lines; a paragraph break adds at least half a line to the page's usual white space.
-PARAGRAPH_GAP = 0.5
 _SENTENCE_END = (".", "!", "?", '"', "“", "”", "«", "»", ":")
 _CACHE_CHARS = 50_000_000  # extracted texts kept in memory, so rebuilding the index re-extracts nothing
 _LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"})
-_SOFT_HYPHEN = re.compile("\x02(?=[a-zäöüß])")
-_PDF_ERRORS = {  # pdfium's FPDF_ERR_* codes
-    3: "it is not a readable PDF (damaged or truncated)",
-    4: "it is an encrypted PDF that needs a password: add a copy without the password",
-    5: "it is an encrypted PDF with a security handler pdfium cannot open: add an unencrypted copy",
-}
 
 
 @dataclass(frozen=True)
@@ -139,71 +126,93 @@ def _size(value: Extracted | str) -> int:
 
 
 class _Worker:
-    """A spawned process that runs the parsers, a file at a time; killed on a timeout, started anew."""
+    """A Python process that runs the parsers, a file at a time; killed on a timeout, started anew.
+
+    A fresh interpreter (not a fork: the server runs model threads, whose held locks a fork would copy,
+    nor multiprocessing's spawn, which re-runs the caller's main script) that reads requests from one pipe
+    and answers on another; it exits when the server's end of its pipe closes.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._process: Any = None
-        self._conn: Connection | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._send: Connection | None = None
+        self._receive: Connection | None = None
 
     def run(self, kind: str, data: bytes) -> Extracted | str:
         """The extracted text, or the reason the file cannot be used."""
         with self._lock:
-            conn = self._connection()
+            send, receive = self._connections()
             try:
-                conn.send((kind, data))
-                if not conn.poll(MAX_SECONDS):
+                send.send((kind, data))
+                if not receive.poll(MAX_SECONDS):
                     self._stop()
                     return f"reading its text took longer than {MAX_SECONDS:g} s (a PDF bomb?)"
-                status, value = conn.recv()
+                status, value = receive.recv()
             except (EOFError, OSError):
                 self._stop()  # the parser crashed, or ran out of its MAX_MEMORY
                 return f"reading its text crashed the parser or needed over {MAX_MEMORY // 2**20} MB"
-        return value if status == "ok" else str(value)
+        return Extracted(value[0], value[1], tuple(value[2])) if status == "ok" else str(value)
 
-    def _connection(self) -> Connection:
-        if self._conn is None or not self._process.is_alive():
+    def _connections(self) -> tuple[Connection, Connection]:
+        if self._process is None or self._process.poll() is not None:
             self._stop()
-            # spawn, not fork: the server runs model threads, and a forked child may inherit their held locks
-            context = multiprocessing.get_context("spawn")
-            parent, child = context.Pipe()
-            self._process = context.Process(
-                target=_serve, args=(child, MAX_MEMORY), name="rag-extract", daemon=True
+            requests, answers = os.pipe(), os.pipe()
+            source = str(Path(__file__).resolve().parent.parent)  # rag's own folder first, as imported here
+            path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH", "")) if p)
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_MAIN, str(requests[0]), str(answers[1]), str(MAX_MEMORY)],
+                pass_fds=(requests[0], answers[1]),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path},
             )
-            self._process.start()
-            child.close()
-            self._conn = parent
-        return self._conn
+            os.close(requests[0])
+            os.close(answers[1])
+            log.info("started the extraction worker (pid %d)", self._process.pid)
+            self._send = Connection(requests[1], readable=False)
+            self._receive = Connection(answers[0], writable=False)
+        assert self._send is not None and self._receive is not None
+        return self._send, self._receive
 
     def _stop(self) -> None:
         if self._process is not None:
             self._process.kill()
-            self._process.join(5)
-        if self._conn is not None:
-            self._conn.close()
-        self._process = self._conn = None
+            self._process.wait(5)
+        for conn in (self._send, self._receive):
+            if conn is not None:
+                conn.close()
+        self._process = self._send = self._receive = None
 
 
-def _serve(conn: Connection, memory: int) -> None:  # pragma: no cover - runs in the worker process
-    """The worker's loop: read ``(kind, bytes)``, answer ``("ok", Extracted)`` or ``("bad", reason)``."""
+_WORKER_MAIN = "import sys; from rag.extract import run_worker; run_worker(*map(int, sys.argv[1:]))"
+
+
+def run_worker(requests: int, answers: int, memory: int) -> None:  # pragma: no cover - the worker process
+    """The worker's loop: read ``(kind, bytes)`` from the ``requests`` pipe, answer on ``answers`` with
+    ``("ok", (text, meta, pages))`` or ``("bad", reason)``; its address space capped at ``memory`` bytes."""
     import resource
+
+    from rag.pdf_text import read_pdf  # the worker alone reads files (rag.pdf_text imports this module)
 
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     logging.disable(logging.WARNING)  # the parsers' own complaints: the reason goes back to the caller
+    inbox, outbox = Connection(requests, writable=False), Connection(answers, readable=False)
     while True:
         try:
-            kind, data = conn.recv()
+            kind, data = inbox.recv()
         except EOFError:
             return
         try:
-            reply: tuple[str, Any] = ("ok", _pdf(data) if kind == "pdf" else _html(data))
+            found = read_pdf(data) if kind == "pdf" else _html(data)
+            reply: tuple[str, Any] = ("ok", (found.text, found.meta, found.pages))
         except BadDocumentError as exc:
             reply = ("bad", exc.message)
         except MemoryError:
             reply = ("bad", f"reading its text needed over {memory // 2**20} MB")
         except Exception as exc:  # a malformed file may break a parser anywhere: skip it, say which error
             reply = ("bad", f"its text could not be read ({type(exc).__name__})")
-        conn.send(reply)
+        outbox.send(reply)
 
 
 def _html(data: bytes) -> Extracted:
@@ -219,6 +228,8 @@ def _html(data: bytes) -> Extracted:
     if prose < MIN_ARTICLE_CHARS:
         raise BadDocumentError("no article text was found in the page (a front page or list of links?)")
     text = "\n\n".join(lines)
+    if len(text) > MAX_CHARS:
+        raise BadDocumentError(f"its text is longer than {MAX_CHARS} characters")
     meta = {
         "title": found.title,
         "date": found.date,
@@ -226,101 +237,10 @@ def _html(data: bytes) -> Extracted:
         "source": found.sitename or found.hostname,
         "url": found.url,
     }
-    return Extracted(_clean(text), {k: v for k, v in meta.items() if v})
+    return Extracted(clean_text(text), {k: v for k, v in meta.items() if v})
 
 
-def _pdf(data: bytes) -> Extracted:
-    import pypdfium2 as pdfium
-
-    try:
-        doc = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        code = int(getattr(exc, "err_code", None) or 0)
-        raise BadDocumentError(_PDF_ERRORS.get(code, "it is not a readable PDF")) from exc
-    try:
-        if len(doc) > MAX_PAGES:
-            raise BadDocumentError(f"it has {len(doc)} pages, more than {MAX_PAGES}")
-        pages: list[str] = []
-        for index in range(len(doc)):
-            page = doc[index]
-            textpage = page.get_textpage()
-            pages.append("\n\n".join(_paragraphs(textpage)))
-            textpage.close()
-            page.close()
-            if sum(map(len, pages)) > MAX_CHARS:
-                raise BadDocumentError(f"its text is longer than {MAX_CHARS} characters")
-        info = doc.get_metadata_dict(skip_empty=True)
-    finally:
-        doc.close()
-    return _joined(pages, info)
-
-
-def _joined(pages: list[str], info: dict[str, str]) -> Extracted:
-    starts: list[int] = []
-    parts: list[str] = []
-    pos = 0
-    for text in pages:
-        if text and parts:
-            pos += 2  # the blank line between two pages' text
-        starts.append(pos)
-        if text:
-            parts.append(text)
-            pos += len(text)
-    text = "\n\n".join(parts)
-    if not text.strip():
-        raise BadDocumentError("it has no text layer (a scanned PDF?): run OCR on it first, then add it")
-    first = parts[0].split("\n\n", 1)[0]
-    heading = len(first) <= 300 and len(first.split()) <= 15 and not first.endswith(".")
-    meta = {"title": info.get("Title") or (first if heading else ""), "author": info.get("Author", "")}
-    return Extracted(text, {k: " ".join(v.split()) for k, v in meta.items() if v.strip()}, tuple(starts))
-
-
-def _paragraphs(textpage: Any) -> list[str]:
-    """One page's text as paragraphs, its lines joined with single spaces."""
-    lines = _lines(textpage)
-    if not lines:
-        return []
-    pairs = list(itertools.pairwise(lines))
-    spaces = sorted(a[2] - b[1] for a, b in pairs if a[1] > b[1])
-    usual = spaces[len(spaces) // 4] if spaces else 0.0
-    paragraphs: list[list[str]] = [[lines[0][0]]]
-    for (_, top, bottom), (text, next_top, next_bottom) in pairs:
-        height, next_height = top - bottom, next_top - next_bottom
-        up = next_top >= top  # the next column
-        size = max(height, next_height)
-        # the usual space, but at most half a line: a page of two paragraphs has no usual space of its own
-        wide = bottom - next_top > min(usual, size / 2) + PARAGRAPH_GAP * size
-        if up or wide or abs(next_height - height) > 0.2 * max(height, next_height):
-            paragraphs.append([])
-        paragraphs[-1].append(text)
-    joined = (_SOFT_HYPHEN.sub("", " ".join(p)).replace("\x02", "-") for p in paragraphs)
-    return [_clean(" ".join(p.split())) for p in joined if p.strip()]
-
-
-def _lines(textpage: Any) -> list[tuple[str, float, float]]:
-    """The page's lines as pdfium orders them: (text, top, bottom of its first character's font box)."""
-    import pypdfium2.raw as pdfium_c
-
-    lines: list[tuple[str, float, float]] = []
-    chars: list[str] = []
-    box: tuple[float, float] | None = None
-    for index in range(textpage.count_chars()):
-        code = pdfium_c.FPDFText_GetUnicode(textpage, index)
-        if code == 10:  # pdfium's generated "\r\n" ends a line
-            if box is not None:
-                lines.append(("".join(chars), *box))
-            chars, box = [], None
-        elif code not in (0, 13):
-            chars.append(chr(code) if code < 0xD800 or code > 0xDFFF else "\ufffd")
-            if box is None and not chars[-1].isspace():
-                _, bottom, _, top = textpage.get_charbox(index, loose=True)
-                box = (top, bottom)
-    if box is not None:
-        lines.append(("".join(chars), *box))
-    return lines
-
-
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
     """Ligatures as letters, control characters as spaces: what a reader copying the text would get."""
     text = text.translate(_LIGATURES)
     return "".join(" " if unicodedata.category(ch) == "Cc" and ch != "\n" else ch for ch in text)

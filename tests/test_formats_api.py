@@ -65,6 +65,11 @@ def test_an_uploaded_pdf_answers_a_question_about_page_2_with_its_page(
     seed = client.post("/ask", json={"question": "Wann wurde Nordkorea gegründet?"}).json()
     assert seed["citations"] and all(c["page"] is None for c in seed["citations"])  # not a PDF: no page
 
+    restarted = build_pipeline(settings, WordsEmbedder())  # the saved index, read back: same text, same pages
+    assert restarted.update_index().up_to_date
+    assert restarted.document("Hafen-Bericht").text == client.get("/documents/Hafen-Bericht").json()["text"]
+    assert restarted.ask(question).citations[0].page == 2
+
 
 def test_an_uploaded_html_page_is_cited_in_its_extracted_text(client: TestClient) -> None:
     response = client.post("/documents", files={"file": ("heizung.html", news_page())}, headers=AUTH)

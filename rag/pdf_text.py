@@ -49,13 +49,15 @@ def read_pdf(data: bytes) -> Extracted:
         if len(doc) > MAX_PAGES:
             raise BadDocumentError(f"it has {len(doc)} pages, more than {MAX_PAGES}")
         pages: list[str] = []
+        total = 0
         for index in range(len(doc)):
             page = doc[index]
             textpage = page.get_textpage()
             pages.append("\n\n".join(_paragraphs(textpage)))
             textpage.close()
             page.close()
-            if sum(map(len, pages)) > MAX_CHARS:
+            total += len(pages[-1])
+            if total > MAX_CHARS:
                 raise BadDocumentError(f"its text is longer than {MAX_CHARS} characters")
         info = doc.get_metadata_dict(skip_empty=True)
     finally:

@@ -129,7 +129,8 @@ def _print_answer(answer: Answer, as_json: bool) -> None:
         typer.echo("\nSources:" if answer.language == "en" else "\nQuellen:")
         for c in answer.citations:
             date = f", {c.date}" if c.date else ""
-            typer.echo(f"  [{c.n}] {c.title}{date} ({c.doc_id}, characters {c.start}-{c.end})")
+            page = f", page {c.page}" if c.page is not None else ""
+            typer.echo(f"  [{c.n}] {c.title}{date} ({c.doc_id}{page}, characters {c.start}-{c.end})")
     else:
         typer.echo("\nClosest passages:" if answer.language == "en" else "\nNächstliegende Stellen:")
         for p in answer.passages[:3]:

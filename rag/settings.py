@@ -31,7 +31,9 @@ class _Group(BaseModel):
 class IndexSettings(_Group):
     """Where the articles and the index live, and how text becomes chunks."""
 
-    corpus_dir: Path = Field(Path("corpus"), description="Folder of .txt/.md articles to answer from.")
+    corpus_dir: Path = Field(
+        Path("corpus"), description="Folder of .txt/.md/.html/.pdf articles to answer from."
+    )
     index_dir: Path = Field(Path("index"), description="Folder the built index is written to.")
 
     chunk_tokens: int = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -44,13 +45,15 @@ class DocumentMeta:
     source: str | None = None
     language: str = "de"
     url: str | None = None
+    author: str | None = None
 
 
 @dataclass(frozen=True)
 class Document:
     """An article: its original text (what citation offsets point into) and where its answerable text is.
 
-    ``path`` is relative to the corpus folder; ``sha256`` is the hash of the file's bytes.
+    ``path`` is relative to the corpus folder; ``sha256`` is the hash of the file's bytes. For a PDF,
+    ``text`` is the text extracted from it and ``pages`` the offset at which each page starts.
     """
 
     doc_id: str
@@ -59,9 +62,14 @@ class Document:
     meta: DocumentMeta
     blocks: tuple[Block, ...]
     sha256: str
+    pages: tuple[int, ...] = ()
 
     def span_text(self, span: Span) -> str:
         return self.text[span.start : span.end]
+
+    def page_at(self, offset: int) -> int | None:
+        """The page (from 1) that the character at ``offset`` is on; None for a document without pages."""
+        return bisect_right(self.pages, offset) if self.pages else None
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ class Citation:
     passage_start: int
     passage_end: int
     score: float
+    page: int | None = None  # the PDF page the quote starts on; None for other formats
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,7 @@ def _citation(snap: IndexSnapshot, n: int, s: Scored) -> Citation:
         passage_start=chunk.start,
         passage_end=chunk.end,
         score=round(s.probability, 4),
+        page=doc.page_at(sentence.start),
     )
 
 

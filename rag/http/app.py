@@ -165,7 +165,7 @@ async def add_document(
     response: Response,
     pipeline: PipelineDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="A .txt or .md article (UTF-8).")],
+    file: Annotated[UploadFile, File(description="A .txt or .md (UTF-8), .html, .htm or .pdf article.")],
     title: Annotated[str | None, Form(max_length=300)] = None,
     date: Annotated[str | None, Form(max_length=40, examples=["2024-07-15"])] = None,
     source: Annotated[str | None, Form(max_length=200)] = None,

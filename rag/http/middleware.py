@@ -6,6 +6,8 @@ refused before any route runs, and bodies that arrive without a ``Content-Length
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
@@ -46,6 +48,11 @@ PAGE_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+# A refused body is read and dropped up to this much, so that a client that writes its whole body before
+# it reads (urllib, a raw socket, requests over a slow link) gets the 413 and not a connection reset:
+# 32 MiB covers a phone photo or a scanned PDF sent by mistake, ~30 ms on loopback; a longer one is cut off.
+DRAIN_BYTES = 32 * 1024 * 1024
+DRAIN_SECONDS = 10.0  # and for at most this long, so that a client trickling its body cannot hold a worker
 _HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -84,9 +91,11 @@ class HostCheck(TrustedHostMiddleware):
 class BodyLimit:
     """Refuse a request body larger than its route's limit with a JSON 413, announced or streamed.
 
-    A ``Content-Length`` over the limit is refused before a byte is read; a body sent without one
+    A ``Content-Length`` over the limit is refused before the app reads a byte; a body sent without one
     (chunked) is counted as it arrives and refused once it passes the limit. Either way the app never
-    holds more than the limit of one request in memory or on disk.
+    holds more than the limit of one request in memory or on disk, and the rest of the body is read and
+    dropped (up to :data:`DRAIN_BYTES`, for :data:`DRAIN_SECONDS`) before the 413 goes out, unless the
+    client asked ``Expect: 100-continue`` and so waits for the answer before it sends the body.
     """
 
     def __init__(self, app: ASGIApp, limit: Callable[[str, str], tuple[int, str] | None]) -> None:
@@ -99,8 +108,12 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit, detail = rule
-        announced = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        announced = headers.get(b"content-length", b"")
+        drain = headers.get(b"expect", b"").lower() != b"100-continue"
         if announced.isdigit() and int(announced) > limit:
+            if drain:
+                await _drain(receive)
             await _too_large(send, detail)
             return
         received = 0
@@ -112,6 +125,8 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if drain and message.get("more_body", False):
+                        await _drain(receive)
                     raise _TooLargeError(413, detail)
             return message
 
@@ -183,6 +198,21 @@ class _MethodNotAllowed:
 
 class _TooLargeError(HTTPException):
     """Raised from ``receive``: FastAPI passes an HTTPException through its body parsing unchanged."""
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop the rest of a request body, up to :data:`DRAIN_BYTES` and :data:`DRAIN_SECONDS`."""
+
+    async def drop() -> None:
+        left = DRAIN_BYTES
+        while left > 0:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            left -= len(message.get("body", b""))
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(drop(), DRAIN_SECONDS)
 
 
 async def _too_large(send: Send, detail: str) -> None:

@@ -59,6 +59,9 @@ class CitationOut(BaseModel):
     passage_start: int
     passage_end: int
     score: float
+    page: int | None = Field(
+        None, description="The PDF page the quote starts on (from 1); null for HTML and text articles."
+    )
 
 
 class PassageOut(BaseModel):
@@ -112,6 +115,7 @@ class DocumentSummary(BaseModel):
     source: str | None
     language: str
     url: str | None
+    author: str | None = None
     length: int = Field(description="Characters of text (what citation offsets count).")
     chunks: int = Field(description="Passages the article is indexed as.")
 

@@ -245,6 +245,7 @@ def _store_payload(snap: Snapshot) -> dict[str, Any]:
                 "text": d.text,
                 "meta": asdict(d.meta),
                 "blocks": [[b.start, b.end, b.kind] for b in d.blocks],
+                "pages": list(d.pages),
             }
             for d in snap.documents.values()
         ],
@@ -264,6 +265,7 @@ def _document(d: dict[str, Any]) -> Document:
         meta=DocumentMeta(**d["meta"]),
         blocks=tuple(Block(b[0], b[1], b[2]) for b in d["blocks"]),
         sha256=d["sha256"],
+        pages=tuple(d.get("pages", ())),
     )
 
 

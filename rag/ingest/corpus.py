@@ -17,8 +17,10 @@ import yaml
 
 from rag.errors import BadDocumentError, DocumentExistsError, DocumentNotFoundError, DocumentTooLargeError
 from rag.files import write_atomically
+from rag.ingest.extract import EXTRACTED_SUFFIXES
 from rag.ingest.loading import (
     FRONT_MATTER,
+    SUPPORTED_NAMES,
     SUPPORTED_SUFFIXES,
     decode_text,
     doc_id_for,
@@ -35,12 +37,12 @@ def safe_filename(name: str) -> str:
     """A plain file name inside the corpus folder from whatever a client sent.
 
     Raises:
-        BadDocumentError: no usable name, or an extension other than .txt/.md.
+        BadDocumentError: no usable name, or an extension other than .txt, .md, .html, .htm or .pdf.
     """
     base = unicodedata.normalize("NFKC", name or "").replace("\\", "/").rsplit("/", 1)[-1]
     stem, dot, suffix = base.rpartition(".")
     if not dot or f".{suffix.lower()}" not in SUPPORTED_SUFFIXES:
-        raise BadDocumentError(f"unsupported file type for {base[:60]!r}: upload a .txt or .md article")
+        raise BadDocumentError(f"unsupported file type for {base[:60]!r}: upload a {SUPPORTED_NAMES} article")
     stem = re.sub(
         r"[^A-Za-z0-9_-]+", "-", unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
     )
@@ -69,6 +71,11 @@ class CorpusWriter:
             raise DocumentTooLargeError(f"the article is larger than the limit of {max_bytes} bytes")
         name = safe_filename(filename)
         payload = data
+        if meta is not None and name.endswith(EXTRACTED_SUFFIXES):
+            # front matter cannot go above HTML or PDF; their metadata is read from the file itself
+            raise BadDocumentError(
+                "title, date, source, language and url can be given with .txt and .md only"
+            )
         if meta is not None and not FRONT_MATTER.match(decode_text(data)):
             fields = {k: v for k, v in asdict(meta).items() if v}
             head = "---\n" + yaml.safe_dump(fields, allow_unicode=True, sort_keys=False) + "---\n"

@@ -8,6 +8,8 @@ the boundaries of answerable blocks, never the text itself:
 - a dateline ``NEW YORK/MOSKAU (dpa-AFX) -`` names the source and is not part of the first sentence;
 - a trailing author tag such as ``/scb/DP/he`` is cut from the last block;
 - short one-line blocks without a closing full stop are headings, kept apart from the next sentence.
+
+HTML and PDF files are read by :mod:`rag.ingest.extract`; their extracted text is the document's text.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from pathlib import Path
 import yaml
 
 from rag.errors import BadDocumentError, CorpusError
+from rag.ingest.extract import EXTRACTED_SUFFIXES, extract
 from rag.text.language import detect_language
 from rag.types import Block, Document, DocumentMeta
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".txt", ".md")
+SUPPORTED_SUFFIXES = (".txt", ".md", *EXTRACTED_SUFFIXES)
+SUPPORTED_NAMES = ".txt, .md, .html, .htm or .pdf"
 FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _DATE_PREFIX = re.compile(r"\A\s*date[ \t]+(\d{4}-\d{2}(?:-\d{2})?)\b[ \t]*")
 # "NEW YORK/MOSKAU/PJÖNGJANG (dpa-AFX) - ": upper-case places, the agency in brackets, a dash.
@@ -43,7 +47,7 @@ _HEADING_MAX_WORDS = 12
 _SENTENCE_END = (".", '"', "“", "”", "»", "«", "!", ":", ";", ",", ")")
 _TAIL = 200  # characters at the end of a text searched for an author tag
 # Metadata values are short texts; an article's front matter is a few lines.
-META_LIMITS = {"title": 300, "date": 40, "source": 200, "language": 10, "url": 2000}
+META_LIMITS = {"title": 300, "date": 40, "source": 200, "language": 10, "url": 2000, "author": 200}
 MAX_FRONT_MATTER = 16_384
 URL = re.compile(r"https?://\S+\Z")
 
@@ -87,7 +91,7 @@ def load_corpus(corpus_dir: Path, indexed: Collection[str] = ()) -> LoadResult:
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise CorpusError(
-            f"corpus folder {corpus_dir} does not exist: create it and put .txt or .md articles in it"
+            f"corpus folder {corpus_dir} does not exist: create it and put {SUPPORTED_NAMES} articles in it"
         )
     root = corpus_dir.resolve()
     loaded: list[tuple[Document, float]] = []
@@ -118,7 +122,7 @@ def load_corpus(corpus_dir: Path, indexed: Collection[str] = ()) -> LoadResult:
             documents.append(doc)
     if not documents:
         raise CorpusError(
-            f"corpus folder {corpus_dir} has no usable article: put UTF-8 .txt or .md files in it"
+            f"corpus folder {corpus_dir} has no usable article: put {SUPPORTED_NAMES} files in it"
             + (f" ({len(skipped)} file(s) skipped)" if skipped else "")
         )
     documents.sort(key=lambda d: d.path)
@@ -141,7 +145,7 @@ def _load_checked(path: Path, rel: str, root: Path) -> Document:
     if path.is_symlink() and not path.resolve().is_relative_to(root):
         raise BadDocumentError("it is a link to a file outside the corpus folder")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise BadDocumentError(f"unsupported file type {path.suffix or '(none)'!r}: use .txt or .md")
+        raise BadDocumentError(f"unsupported file type {path.suffix or '(none)'!r}: use {SUPPORTED_NAMES}")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -178,6 +182,8 @@ def decode_text(data: bytes, name: str = "the file") -> str:
 
 def parse_document(data: bytes, rel_path: str) -> Document:
     """Parse one article's bytes; ``rel_path`` names it (its id comes from it)."""
+    if rel_path.lower().endswith(EXTRACTED_SUFFIXES):
+        return _extracted_document(data, rel_path)
     text = decode_text(data, rel_path)
     controls = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\n\r\f")
     if controls > max(8, len(text[:65536]) // 100):
@@ -196,6 +202,30 @@ def parse_document(data: bytes, rel_path: str) -> Document:
         meta=meta,
         blocks=tuple(blocks),
         sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _extracted_document(data: bytes, rel_path: str) -> Document:
+    """An HTML or PDF article, its extracted text as its text; metadata found in the file that breaks
+    :data:`META_LIMITS` is left out with a warning (a title is shortened)."""
+    found = extract(data, rel_path)
+    blocks, furniture = _blocks(found.text, markdown=False)
+    if not blocks:
+        raise BadDocumentError("it has no answerable text")
+    raw: dict[str, str] = {}
+    for name, value in found.meta.items():
+        try:
+            raw[name] = check_meta(name, _shortened(value) if name == "title" else value)
+        except BadDocumentError as exc:
+            log.warning("%s: leaving out the %s found in it: %s", rel_path, name, exc.message)
+    return Document(
+        doc_id=doc_id_for(rel_path),
+        path=rel_path,
+        text=found.text,
+        meta=_meta(raw, furniture, found.text, rel_path),
+        blocks=tuple(blocks),
+        sha256=hashlib.sha256(data).hexdigest(),
+        pages=found.pages,
     )
 
 
@@ -248,6 +278,7 @@ def _meta(raw: dict[str, str], found: dict[str, str], body: str, rel_path: str) 
         source=raw.get("source") or found.get("source"),
         language=language if language in ("de", "en") else "de",
         url=raw.get("url"),
+        author=raw.get("author"),
     )
 
 

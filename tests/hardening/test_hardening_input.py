@@ -223,9 +223,10 @@ def test_document_ids_never_reach_the_file_system(served: Served, doc_id: str) -
 
 LATIN1 = "Die Straße führt über die Brücke nach Köln. Dort ist es schön und die Bäcker backen früh.\n"
 UPLOAD_CASES: list[tuple[str, str, bytes, int, str]] = [
-    ("wrong extension", "report.pdf", b"%PDF-1.4 " + TEXT.encode(), 422, "upload a .txt or .md article"),
-    ("no extension", "README", TEXT.encode(), 422, "upload a .txt or .md article"),
-    ("executable", "run.exe", TEXT.encode(), 422, "upload a .txt or .md article"),
+    ("wrong extension", "report.docx", b"PK\x03\x04" + TEXT.encode(), 422, "upload a .txt, .md, .html"),
+    ("no extension", "README", TEXT.encode(), 422, "upload a .txt, .md, .html"),
+    ("executable", "run.exe", TEXT.encode(), 422, "upload a .txt, .md, .html"),
+    ("a PDF cut off", "report.pdf", b"%PDF-1.4 " + TEXT.encode(), 422, "it is truncated"),
     ("binary content", "bild.txt", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, 422, "binary"),
     ("not a text encoding", "kaputt.txt", b"Text \x81\x8d\x8f\x90\x9d. " * 20, 422, "neither UTF-8 nor"),
     ("zero bytes", "leer.txt", b"", 422, "it is empty"),
@@ -234,9 +235,9 @@ UPLOAD_CASES: list[tuple[str, str, bytes, int, str]] = [
     ("front matter that is not YAML", "yaml.md", b"---\ntitle: [offen\n---\n" + TEXT.encode(), 422, "YAML"),
     ("a file over the limit", "gross.txt", b"Ein Satz. " * 200_001, 413, "limit of 2000000 bytes"),
     ("a body over the limit", "riesig.txt", b"Ein Satz. " * 300_000, 413, "limit of 2000000 bytes"),
-    ("path with no extension", "../../etc/passwd", TEXT.encode(), 422, "upload a .txt or .md article"),
-    ("reserved device name", "con", TEXT.encode(), 422, "upload a .txt or .md article"),
-    ("300 characters, no extension", "x" * 300, TEXT.encode(), 422, "upload a .txt or .md article"),
+    ("path with no extension", "../../etc/passwd", TEXT.encode(), 422, "upload a .txt, .md, .html"),
+    ("reserved device name", "con", TEXT.encode(), 422, "upload a .txt, .md, .html"),
+    ("300 characters, no extension", "x" * 300, TEXT.encode(), 422, "upload a .txt, .md, .html"),
     (
         "same text as a seed article",
         "kopie.md",
@@ -362,7 +363,7 @@ def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
     yield b'"}]}'
 
 
-def test_an_announced_oversized_body_is_refused_before_it_is_read(url: str) -> None:
+def test_an_announced_oversized_body_is_refused_before_the_app_reads_it(url: str) -> None:
     body = b'{"question": "' + b"x" * (MAX_JSON_BYTES + 10) + b'"}'
     started = time.monotonic()
     response = httpx.post(f"{url}/ask", content=body, headers=JSON, timeout=30)

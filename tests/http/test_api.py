@@ -244,7 +244,8 @@ def test_upload_metadata_goes_beside_the_unchanged_text(keyed: TestClient, seed_
 @pytest.mark.parametrize(
     ("name", "data", "status", "words"),
     [
-        ("report.pdf", b"%PDF-1.4 binary", 422, ".txt or .md"),
+        ("report.docx", b"PK\x03\x04 binary", 422, ".txt, .md, .html, .htm or .pdf"),
+        ("report.pdf", b"%PDF-1.4 binary", 422, "truncated"),
         ("empty.txt", b"   \n", 422, "empty"),
         ("binary.txt", bytes(range(256)) * 4, 422, "binary"),
         ("000_ec495bea3a2a83c6.md", ARTICLE.encode(), 409, "already exists"),

@@ -87,6 +87,7 @@ def test_bad_files_are_skipped_with_reasons(tmp_path: Path, caplog: pytest.LogCa
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "blank.md").write_text("   \n\n  ")
     (tmp_path / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "notes.docx").write_bytes(b"PK\x03\x04")
     (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4")
     (tmp_path / "latin1.txt").write_bytes("Die Straße in München ist groß.".encode("latin-1"))
     (tmp_path / ".hidden.txt").write_text("versteckt")
@@ -97,7 +98,8 @@ def test_bad_files_are_skipped_with_reasons(tmp_path: Path, caplog: pytest.LogCa
     assert [d.path for d in result.documents] == ["good.txt", "latin1.txt"]
     assert "empty" in reasons["empty.txt"] and "empty" in reasons["blank.md"]
     assert "binary" in reasons["binary.txt"]
-    assert "unsupported file type" in reasons["notes.pdf"]
+    assert "unsupported file type" in reasons["notes.docx"]
+    assert "truncated" in reasons["notes.pdf"]
     assert "duplicate of good.txt" in reasons["zz-dup.txt"]
     assert ".hidden.txt" not in reasons
     latin = next(d for d in result.documents if d.path == "latin1.txt")
@@ -127,7 +129,7 @@ def test_links_out_of_the_corpus_are_not_followed(tmp_path: Path) -> None:
 
 
 def test_missing_and_empty_folders_say_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(CorpusError, match=r"does not exist: create it and put \.txt or \.md"):
+    with pytest.raises(CorpusError, match=r"does not exist: create it and put \.txt, \.md, \.html"):
         load_corpus(tmp_path / "nope")
     with pytest.raises(CorpusError, match="no usable article"):
         load_corpus(tmp_path)

@@ -3,7 +3,7 @@
 Retrieval (:mod:`rag.retrieval`) and the composer (:mod:`rag.answering`) see only :class:`IndexSnapshot`,
 one consistent state of the index that never changes under a question; the pipeline sees only
 :class:`IndexStore`. The local store (:mod:`rag.indexing.local`: FAISS, bm25s and a build folder) is the
-first implementation; ``tests/test_store_contract.py`` holds any implementation to the same rules.
+embedded default, the postgres store (:mod:`rag.indexing.postgres`) the one that scales out; ``tests/test_store_contract.py`` holds any implementation to the same rules.
 """
 
 from __future__ import annotations
@@ -89,4 +89,13 @@ class IndexStore(Protocol):
 
     def load(self) -> IndexSnapshot:
         """The current snapshot, as last committed."""
+        ...
+
+    def current(self, snapshot: Any) -> IndexSnapshot:
+        """What to answer the next question from: ``snapshot`` while no other writer has committed since
+        (a cheap check, once per question), else the newly committed state."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and any server the store started."""
         ...

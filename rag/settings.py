@@ -31,9 +31,9 @@ class Settings(BaseSettings):
     )
     database_url: SecretStr | None = Field(
         None,
-        description="PostgreSQL to keep the index in (RAG_STORE=postgres), e.g. postgresql://user:pw@host/db, "
-        "version 15 or newer with the vector extension; unset = an embedded server started under the index "
-        "folder and stopped on exit.",
+        description="PostgreSQL to keep the index in (RAG_STORE=postgres), e.g. "
+        "postgresql://user:pw@host/db, version 15 or newer with the vector extension; unset = an embedded "
+        "server started under the index folder and stopped on exit.",
     )
 
     # --- embedding model

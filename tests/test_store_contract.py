@@ -79,7 +79,11 @@ class TestIndexStoreContract:
         assert "neu" not in before.documents and len(before.chunks) < len(added.chunks)
         whale = WordsEmbedder().embed_queries(["Wale"])[0]
         assert before.lexical_scores("Wale").shape == (len(before.chunks),)  # searched as it was
-        assert before.lexical_scores("Wale", words=True).max() == 0 < added.lexical_scores("Wale", words=True).max()
+        assert (
+            before.lexical_scores("Wale", words=True).max()
+            == 0
+            < added.lexical_scores("Wale", words=True).max()
+        )
         assert before.dense_search(whale, 50).max() < len(before.chunks)
         assert store.load().build_id == added.build_id
         (seed_corpus / "neu.md").unlink()

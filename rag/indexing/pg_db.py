@@ -2,8 +2,8 @@
 
 Every statement runs through :meth:`Database.connection`, which translates the driver's errors once, here:
 a server that is down, restarting or refusing connections becomes :class:`~rag.errors.StoreUnavailableError`
-(HTTP 503, one line on the CLI), and a broken connection is dropped, so the next call connects afresh and
-service resumes by itself when the server is back.
+(HTTP 503, one line on the CLI), and the failed connection and all idle ones are dropped, so the next call
+connects afresh and service resumes by itself when the server is back.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ class Database:
             yield conn
         except psycopg.OperationalError as exc:
             conn.close()
+            self.close()  # the server went away: its other idle connections are dead too
             raise StoreUnavailableError(f"the index database is unavailable: {_first_line(exc)}") from exc
         except psycopg.Error as exc:
             conn.close()
@@ -159,7 +160,9 @@ def _migrate(conn: psycopg.Connection) -> None:
     """Apply the migrations this database lacks; concurrent starters wait on one advisory lock."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('rag_migrate'))")
-        conn.execute("CREATE TABLE IF NOT EXISTS rag_schema (version int PRIMARY KEY, applied_at timestamptz)")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS rag_schema (version int PRIMARY KEY, applied_at timestamptz)"
+        )
         row = conn.execute("SELECT coalesce(max(version), 0) FROM rag_schema").fetchone()
         have = int(row[0]) if row else 0
         if have > len(MIGRATIONS):

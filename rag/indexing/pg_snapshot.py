@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.indexing.bm25 import B, K1
+from rag.indexing.bm25 import K1, B
 from rag.indexing.pg_db import Database
 from rag.indexing.vectors import HNSW_EF_SEARCH
 from rag.text.analysis import Analyzer
@@ -112,7 +112,7 @@ class PgSnapshot:
                 conn.execute(f"SET LOCAL hnsw.ef_search = {min(max(HNSW_EF_SEARCH, k), 1000)}")
                 conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
                 sql = _APPROX.format(live=_LIVE, d=len(q))
-                rows = conn.execute(sql, params).fetchall()  # type: ignore[call-overload]
+                rows = conn.execute(sql, params).fetchall()
             else:
                 rows = conn.execute(_EXACT, params).fetchall()
         return np.array([self._rows[r[0]] for r in rows if r[0] in self._rows], dtype=np.int64)

@@ -116,7 +116,11 @@ class PostgresStore:
             changed = self._update_locked(conn, corpus_dir, embedder, progress, force, report)
         report.seconds = time.perf_counter() - started
         snap = self.load()
-        report.build_id, report.chunks, report.sentences = snap.build_id, len(snap.chunks), len(snap.sentences)
+        report.build_id, report.chunks, report.sentences = (
+            snap.build_id,
+            len(snap.chunks),
+            len(snap.sentences),
+        )
         if changed:
             log.info(
                 "index %s: %d files, %d chunks (%d embedded, %d reused, %d removed) in %.1fs",
@@ -153,7 +157,9 @@ class PostgresStore:
         keep = {
             d.path
             for d in docs
-            if lexical_ok and d.path in live and (live[d.path].sha256, live[d.path].doc_id) == (d.sha256, d.doc_id)
+            if lexical_ok
+            and d.path in live
+            and (live[d.path].sha256, live[d.path].doc_id) == (d.sha256, d.doc_id)
         }
         generation = latest_generation(conn)
         if generation is not None and len(keep) == len(docs) == len(live):
@@ -168,7 +174,8 @@ class PostgresStore:
         for part in parts:
             write_part(conn, part, number, analyzer)
         conn.execute(
-            "INSERT INTO rag_config VALUES ('build', %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO rag_config VALUES ('build', %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (Jsonb(expected),),
         )
         manifest = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -90,17 +91,30 @@ def fake_pipeline(fake_settings: Settings) -> Pipeline:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+def pg_server() -> Iterator[EmbeddedServer]:
     """One embedded PostgreSQL for the session's postgres tests (~4 s to create); stopped at the end, and
     the system user it runs as under root removed again if this session created it."""
     had_user = server_user_exists()
-    server = start_embedded(tmp_path_factory.mktemp("pg"))
+    with outside_pytest_tmp() as folder:
+        server = start_embedded(folder)
+        try:
+            yield server
+        finally:
+            server.close()
+            if not had_user:
+                remove_server_user()
+
+
+@contextlib.contextmanager
+def outside_pytest_tmp() -> Iterator[Path]:
+    """A folder for a server's data outside /tmp/pytest-of-<user>, removed afterwards: every pytest run
+    resets that folder to mode 700, which would lock out the unprivileged user the server runs as under
+    root (another session's pytest run on the same machine does it at any moment)."""
+    folder = Path(tempfile.mkdtemp(prefix="rag-tests-pg-"))
     try:
-        yield server
+        yield folder
     finally:
-        server.close()
-        if not had_user:
-            remove_server_user()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

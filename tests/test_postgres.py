@@ -28,7 +28,7 @@ from rag.retrieval.followup import Turn
 from rag.settings import Settings
 from rag.types import Answer
 
-from .conftest import DATA
+from .conftest import DATA, outside_pytest_tmp
 
 pytestmark = pytest.mark.postgres
 QUESTIONS = json.loads((DATA / "seed_questions.json").read_text(encoding="utf-8"))
@@ -121,13 +121,19 @@ def test_a_database_that_is_down_answers_503_and_one_cli_line_then_resumes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The product's own embedded server (no URL), stopped and started under a running API."""
-    settings = _on_postgres(fake_settings, None, tmp_path / "index")
+    with outside_pytest_tmp() as folder:
+        _down_and_up(_on_postgres(fake_settings, None, folder / "index"), capsys, monkeypatch)
+
+
+def _down_and_up(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     pipeline = build_pipeline(settings, WordsEmbedder())
     try:
         pipeline.update_index()
         store = pipeline.store
         assert isinstance(store, PostgresStore) and store.server is not None
-        assert store.server.pgdata == (tmp_path / "index" / "pgdata").resolve()
+        assert store.server.pgdata == (settings.index_dir / "pgdata").resolve()
         url = store.server.url()
         with TestClient(create_app(settings, pipeline), base_url="http://127.0.0.1") as client:
             question = {"question": "Wer ist der russische UN-Botschafter?"}

@@ -44,7 +44,10 @@ def _ask_all(pipeline: Pipeline, questions: list[str]) -> tuple[list[Answer], li
 
 def _latency(ms: list[float]) -> dict[str, float]:
     ordered = sorted(ms)
-    return {"median": round(statistics.median(ordered), 1), "p95": round(ordered[int(0.95 * len(ordered))], 1)}
+    return {
+        "median": round(statistics.median(ordered), 1),
+        "p95": round(ordered[int(0.95 * len(ordered))], 1),
+    }
 
 
 def run(work: Path) -> dict[str, Any]:

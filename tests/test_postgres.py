@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import astuple
 from pathlib import Path
@@ -22,6 +23,7 @@ from rag.errors import StoreUnavailableError
 from rag.http.app import create_app
 from rag.indexing.local import LocalStore
 from rag.indexing.pg_db import MIGRATIONS, Database, schema_version
+from rag.indexing.pg_server import EmbeddedServer, start_replica
 from rag.indexing.postgres import PostgresStore
 from rag.pipeline import Pipeline, build_pipeline
 from rag.retrieval.followup import Turn
@@ -182,6 +184,31 @@ def test_approximate_search_above_the_threshold_uses_hnsw(
             assert snap.dense_search(vector, 3)[0] == want.dense_search(vector, 3)[0]
     finally:
         store.close()
+
+
+def test_a_read_replica_answers_and_sees_uploads_on_the_primary(
+    fake_settings: Settings, pg_server: EmbeddedServer, pg_url: str
+) -> None:
+    """A streaming replica made with pg_basebackup serves questions; an upload on the primary reaches it."""
+    primary = build_pipeline(_on_postgres(fake_settings, pg_url, fake_settings.index_dir), WordsEmbedder())
+    with outside_pytest_tmp() as folder:
+        primary.update_index()
+        replica_server = start_replica(pg_server, folder)
+        replica_url = replica_server.url(pg_url.split("@/", 1)[1].split("?")[0])
+        replica = build_pipeline(_on_postgres(fake_settings, replica_url, folder / "index"), WordsEmbedder())
+        try:
+            replica.update_index()  # up to date: nothing to write, which a replica could not
+            assert replica.ask("Wer ist der russische UN-Botschafter?").citations
+            text = "---\ntitle: Wale\n---\nDer Blauwal ist das größte Tier der Erde. Er frisst Krill.\n"
+            doc = primary.add_document("wale.md", text.encode())
+            deadline = time.monotonic() + 10
+            while doc.doc_id not in replica.snapshot.documents and time.monotonic() < deadline:
+                time.sleep(0.05)  # replication lag
+            assert replica.ask("Welches Tier ist das größte der Erde?").citations[0].doc_id == doc.doc_id
+        finally:
+            replica.close()
+            primary.close()
+            replica_server.close()
 
 
 def test_migrations_are_versioned_and_run_once(pg_url: str) -> None:

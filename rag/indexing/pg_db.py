@@ -157,7 +157,13 @@ class Database:
 
 
 def _migrate(conn: psycopg.Connection) -> None:
-    """Apply the migrations this database lacks; concurrent starters wait on one advisory lock."""
+    """Apply the migrations this database lacks; concurrent starters wait on one advisory lock. An
+    up-to-date schema is only read (a read replica cannot write)."""
+    row = conn.execute("SELECT CASE WHEN to_regclass('rag_schema') IS NULL THEN 0 ELSE 1 END").fetchone()
+    if row and row[0]:
+        current = conn.execute("SELECT coalesce(max(version), 0) FROM rag_schema").fetchone()
+        if current and int(current[0]) == len(MIGRATIONS):
+            return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('rag_migrate'))")
         conn.execute(

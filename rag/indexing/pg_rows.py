@@ -91,7 +91,7 @@ def read_part(conn: psycopg.Connection, vid: int, doc: Document) -> Part:
         ).fetchall()
     sentences = [Sentence(r[0], r[1], r[2]) for r in srows]
     chunks = [Chunk(r[0], doc.doc_id, r[1], r[2], doc.text[r[1] : r[2]], tuple(r[3])) for r in crows]
-    dimension = len(srows[0][3]) if srows else 0
+    dimension = len(as_array(srows[0][3])) if srows else 0
     chunk_vectors = _matrix([r[4] for r in crows], dimension)
     return Part(doc, sentences, chunks, chunk_vectors, _matrix([r[3] for r in srows], dimension))
 

@@ -148,19 +148,16 @@ class PostgresStore:
         live = _live(conn)
         loaded = load_corpus(corpus_dir, list(live))
         docs, report.skipped, report.files = loaded.documents, loaded.skipped, len(loaded.documents)
-        language = corpus_language(docs)
         stored = _config(conn)
-        dimension = _dimension(stored, embedder)
-        expected = expected_config(embedder.name, dimension, self.chunk_tokens, self.overlap, language)
+        expected = expected_config(
+            embedder.name,
+            _dimension(stored, embedder),
+            self.chunk_tokens,
+            self.overlap,
+            corpus_language(docs),
+        )
         vectors_ok = not force and stored is not None and _same(stored, expected, ("model", "chunking"))
-        lexical_ok = vectors_ok and stored is not None and stored.get("lexical") == expected["lexical"]
-        keep = {
-            d.path
-            for d in docs
-            if lexical_ok
-            and d.path in live
-            and (live[d.path].sha256, live[d.path].doc_id) == (d.sha256, d.doc_id)
-        }
+        keep = _unchanged(docs, live) if vectors_ok and _same(stored or {}, expected, ("lexical",)) else set()
         generation = latest_generation(conn)
         if generation is not None and len(keep) == len(docs) == len(live):
             report.up_to_date, report.reused_files = True, len(docs)
@@ -169,27 +166,17 @@ class PostgresStore:
         dead = [v.vid for path, v in live.items() if path not in keep]
         conn.execute("UPDATE rag_documents SET died = %s WHERE vid = ANY(%s)", (number, dead))
         conn.execute("UPDATE rag_chunks SET died = %s WHERE vid = ANY(%s)", (number, dead))
-        parts = self._new_parts(conn, docs, keep, live, vectors_ok, embedder, report, progress)
-        analyzer = Analyzer(language)
-        for part in parts:
+        analyzer = Analyzer(expected["lexical"]["language"])
+        for part in self._new_parts(conn, docs, keep, live, vectors_ok, embedder, report, progress):
             write_part(conn, part, number, analyzer)
         conn.execute(
             "INSERT INTO rag_config VALUES ('build', %s) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (Jsonb(expected),),
         )
-        manifest = {
-            **expected,
-            "store": "postgres",
-            "package_version": __version__,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "files": {d.path: d.sha256 for d in docs},
-            "documents": len(docs),
-            "embedding": embedder_info(embedder),
-        }
-        committed = commit_generation(conn, number, manifest)
+        committed = commit_generation(conn, number, _manifest(expected, docs, embedder))
         if committed.chunks > self.approximate_above:
-            ensure_hnsw(conn, dimension)
+            ensure_hnsw(conn, int(expected["model"]["dimension"]))
         report.removed_files = len(set(live) - {d.path for d in docs})
         return True
 
@@ -223,6 +210,27 @@ class PostgresStore:
         report.embedded_files = len(fresh)
         embed_parts(fresh, embedder, report, progress)
         return parts + fresh
+
+
+def _unchanged(docs: list[Document], live: dict[str, _Live]) -> set[str]:
+    """Paths whose live version has the same content hash and id: their rows stay as they are."""
+    return {
+        d.path
+        for d in docs
+        if d.path in live and (live[d.path].sha256, live[d.path].doc_id) == (d.sha256, d.doc_id)
+    }
+
+
+def _manifest(expected: dict[str, Any], docs: list[Document], embedder: Embedder) -> dict[str, Any]:
+    return {
+        **expected,
+        "store": "postgres",
+        "package_version": __version__,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "files": {d.path: d.sha256 for d in docs},
+        "documents": len(docs),
+        "embedding": embedder_info(embedder),
+    }
 
 
 def _live(conn: psycopg.Connection) -> dict[str, _Live]:

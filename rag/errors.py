@@ -58,6 +58,12 @@ class IndexCorruptError(IndexError_):
     pass
 
 
+class StoreUnavailableError(RagError):
+    """The index database cannot be reached (down, restarting, or refusing connections); retry later."""
+
+    status_code = 503
+
+
 class NotReadyError(RagError):
     status_code = 503
 

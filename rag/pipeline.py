@@ -22,7 +22,7 @@ from rag.embedding.base import Embedder, create_embedder
 from rag.errors import BadRequestError, DocumentExistsError, DocumentNotFoundError, IndexError_
 from rag.indexing.build import BuildReport
 from rag.indexing.local import LocalStore
-from rag.indexing.protocol import IndexSnapshot
+from rag.indexing.protocol import IndexSnapshot, IndexStore
 from rag.ingest.corpus import CorpusWriter
 from rag.ingest.loading import doc_id_for, text_hash
 from rag.retrieval.followup import Turn, resolve_question
@@ -90,13 +90,22 @@ class Pipeline:
 
     @property
     def snapshot(self) -> IndexSnapshot:
+        """The state to answer from: the last loaded one, unless another process sharing the store has
+        committed since (checked on every call: one query for the postgres store, nothing locally)."""
         snap = self._snap
         if snap is None:
             self.update_index()
             snap = self._snap
         if snap is None:  # pragma: no cover - update_index always sets it or raises
             raise IndexError_("the index is not loaded")
+        fresh = self.store.current(snap)
+        if fresh is not snap:
+            self._snap = snap = fresh
         return snap
+
+    def close(self) -> None:
+        """Release the store (its connections, and the embedded database server if it started one)."""
+        self.store.close()
 
     @property
     def ready(self) -> bool:
@@ -232,14 +241,15 @@ def _clean_question(question: str) -> str:
     return cleaned
 
 
-def create_store(settings: Settings) -> LocalStore:
-    """The index store the settings name (today the local one; see :mod:`rag.indexing.protocol`)."""
-    return LocalStore(
-        Path(settings.index.index_dir),
-        settings.index.chunk_tokens,
-        settings.index.chunk_overlap,
-        settings.index.approximate_above,
-    )
+def create_store(settings: Settings) -> IndexStore:
+    """The index store the settings name (``RAG_STORE``; see :mod:`rag.indexing.protocol`)."""
+    ix = settings.index
+    if ix.store == "postgres":
+        from rag.indexing.postgres import PostgresStore  # psycopg is imported only by those who use it
+
+        url = ix.database_url.get_secret_value() if ix.database_url else None
+        return PostgresStore(Path(ix.index_dir), url, ix.chunk_tokens, ix.chunk_overlap, ix.approximate_above)
+    return LocalStore(Path(ix.index_dir), ix.chunk_tokens, ix.chunk_overlap, ix.approximate_above)
 
 
 def build_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:

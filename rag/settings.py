@@ -35,6 +35,17 @@ class IndexSettings(_Group):
         Path("corpus"), description="Folder of .txt/.md/.html/.pdf articles to answer from."
     )
     index_dir: Path = Field(Path("index"), description="Folder the built index is written to.")
+    store: Literal["local", "postgres"] = Field(
+        "local",
+        description="Where the index lives: local = files in the index folder (FAISS and BM25 in memory); "
+        "postgres = PostgreSQL with pgvector, BM25 computed in SQL (README: Scaling out).",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL to keep the index in (RAG_STORE=postgres), e.g. "
+        "postgresql://user:pw@host/db, version 15 or newer with the vector extension; unset = an embedded "
+        "server started under the index folder and stopped on exit.",
+    )
 
     chunk_tokens: int = Field(
         512,

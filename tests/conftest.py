@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rag.embedding.fake import WordsEmbedder
+from rag.indexing.pg_server import EmbeddedServer, remove_server_user, server_user_exists, start_embedded
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 
@@ -85,6 +88,46 @@ def fake_settings(seed_corpus: Path, tmp_path: Path) -> Settings:
 def fake_pipeline(fake_settings: Settings) -> Pipeline:
     """The real pipeline over the seed corpus with the instant bag-of-words embedder."""
     return build_pipeline(fake_settings, WordsEmbedder())
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[EmbeddedServer]:
+    """One embedded PostgreSQL for the session's postgres tests (~4 s to create); stopped at the end, and
+    the system user it runs as under root removed again if this session created it."""
+    had_user = server_user_exists()
+    with outside_pytest_tmp() as folder:
+        server = start_embedded(folder)
+        try:
+            yield server
+        finally:
+            server.close()
+            if not had_user:
+                remove_server_user()
+
+
+@contextlib.contextmanager
+def outside_pytest_tmp() -> Iterator[Path]:
+    """A folder for a server's data outside /tmp/pytest-of-<user>, removed afterwards: every pytest run
+    resets that folder to mode 700, which would lock out the unprivileged user the server runs as under
+    root (another session's pytest run on the same machine does it at any moment)."""
+    folder = Path(tempfile.mkdtemp(prefix="rag-tests-pg-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server: EmbeddedServer) -> Iterator[str]:
+    """A fresh database on the session's server, dropped after the test."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield pg_server.url(name)
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(scope="session")

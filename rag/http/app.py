@@ -70,6 +70,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     """The API app; ``pipeline`` defaults to the one :func:`~rag.pipeline.build_pipeline` assembles."""
+    owned = pipeline is None
     pipe = pipeline or build_pipeline(settings)
 
     @asynccontextmanager
@@ -82,6 +83,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         app.state.started = True
         log.info("ready: %d documents, %d chunks", len(pipe.snapshot.documents), len(pipe.snapshot.chunks))
         yield
+        if owned:  # a pipeline handed in belongs to the caller
+            pipe.close()
 
     app = FastAPI(
         title="Evidence RAG",

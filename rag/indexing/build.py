@@ -58,7 +58,7 @@ class BuildReport:
 
 
 @dataclass
-class _Part:
+class Part:
     """One document's share of a build."""
 
     doc: Document
@@ -177,10 +177,10 @@ def _parts(
     overlap: int,
     report: BuildReport,
     progress: bool,
-) -> list[_Part]:
+) -> list[Part]:
     old = _old_parts(previous) if previous is not None else {}
-    parts: list[_Part] = []
-    fresh: list[_Part] = []
+    parts: list[Part] = []
+    fresh: list[Part] = []
     for doc in docs:
         reuse = old.get(doc.path)
         if reuse is not None and reuse.doc.sha256 == doc.sha256 and reuse.doc.doc_id == doc.doc_id:
@@ -189,15 +189,15 @@ def _parts(
             continue
         sentences = split_sentences(doc.text, doc.blocks, doc.meta.language)
         sentences, chunks = chunk_document(doc, sentences, embedder.count_tokens, chunk_tokens, overlap)
-        part = _Part(doc, sentences, chunks)
+        part = Part(doc, sentences, chunks)
         parts.append(part)
         fresh.append(part)
     report.embedded_files = len(fresh)
-    _embed(fresh, embedder, report, progress)
+    embed_parts(fresh, embedder, report, progress)
     return parts
 
 
-def _embed(fresh: list[_Part], embedder: Embedder, report: BuildReport, progress: bool) -> None:
+def embed_parts(fresh: list[Part], embedder: Embedder, report: BuildReport, progress: bool) -> None:
     """Embed every new sentence once; a chunk's vector is the normalised mean of its sentences' vectors.
 
     One pass over the text: the chunk vectors only choose the dense candidates, and retrieval scores a
@@ -230,14 +230,14 @@ def _mean_rows(vectors: np.ndarray, groups: list[tuple[int, ...]]) -> np.ndarray
     return (means / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-def _old_parts(snap: Snapshot) -> dict[str, _Part]:
+def _old_parts(snap: Snapshot) -> dict[str, Part]:
     by_doc: dict[str, list[int]] = {}
     for i, doc_id in enumerate(snap.sentence_doc):
         by_doc.setdefault(doc_id, []).append(i)
     chunks_by_doc: dict[str, list[int]] = {}
     for i, c in enumerate(snap.chunks):
         chunks_by_doc.setdefault(c.doc_id, []).append(i)
-    parts: dict[str, _Part] = {}
+    parts: dict[str, Part] = {}
     for doc in snap.documents.values():
         rows = by_doc.get(doc.doc_id, [])
         local = {g: i for i, g in enumerate(rows)}
@@ -246,7 +246,7 @@ def _old_parts(snap: Snapshot) -> dict[str, _Part]:
             Chunk(c.chunk_id, c.doc_id, c.start, c.end, c.text, tuple(local[g] for g in c.sentences))
             for c in (snap.chunks[i] for i in crow)
         ]
-        parts[doc.path] = _Part(
+        parts[doc.path] = Part(
             doc,
             [snap.sentences[g] for g in rows],
             chunks,
@@ -257,7 +257,7 @@ def _old_parts(snap: Snapshot) -> dict[str, _Part]:
 
 
 def _assemble(
-    parts: list[_Part], dimension: int, language: str, approximate_above: int = APPROXIMATE_ABOVE
+    parts: list[Part], dimension: int, language: str, approximate_above: int = APPROXIMATE_ABOVE
 ) -> Snapshot:
     sentences: list[Sentence] = []
     sentence_doc: list[str] = []

@@ -34,3 +34,10 @@ class LocalStore:
 
     def load(self) -> Snapshot:
         return load_snapshot(self.index_dir)
+
+    def current(self, snapshot: Snapshot) -> Snapshot:
+        """The folder has one writer, the process holding ``snapshot``, which swaps it on its own updates."""
+        return snapshot
+
+    def close(self) -> None:
+        """Nothing to release: the index is files."""

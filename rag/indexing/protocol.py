@@ -3,7 +3,8 @@
 Retrieval (:mod:`rag.retrieval`) and the composer (:mod:`rag.answering`) see only :class:`IndexSnapshot`,
 one consistent state of the index that never changes under a question; the pipeline sees only
 :class:`IndexStore`. The local store (:mod:`rag.indexing.local`: FAISS, bm25s and a build folder) is the
-first implementation; ``tests/indexing/test_store_contract.py`` holds any implementation to the same rules.
+embedded default, the postgres store (:mod:`rag.indexing.postgres`) the one that scales out;
+``tests/indexing/test_store_contract.py`` holds every implementation to the same rules.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.embedding.base import Embedder
+from rag.indexing.build import BuildReport
 from rag.text.analysis import Analyzer
 from rag.types import Chunk, Document, Sentence
 
@@ -85,8 +87,17 @@ class IndexStore(Protocol):
 
     def update(
         self, corpus_dir: Path, embedder: Embedder, progress: bool = False, force: bool = False
-    ) -> tuple[IndexSnapshot, object]: ...
+    ) -> tuple[IndexSnapshot, BuildReport]: ...
 
     def load(self) -> IndexSnapshot:
         """The current snapshot, as last committed."""
+        ...
+
+    def current(self, snapshot: Any) -> IndexSnapshot:
+        """What to answer the next question from: ``snapshot`` while no other writer has committed since
+        (a cheap check, once per question), else the newly committed state."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and any server the store started."""
         ...

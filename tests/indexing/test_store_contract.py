@@ -6,7 +6,7 @@ Retrieval and answering read only :class:`IndexSnapshot`; the pipeline writes on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +14,25 @@ import pytest
 
 from rag.embedding.fake import WordsEmbedder
 from rag.indexing.local import LocalStore
+from rag.indexing.postgres import PostgresStore
 from rag.indexing.protocol import IndexStore
 
-StoreFactory = Callable[[Path], IndexStore]
+StoreFactory = Callable[[Path, pytest.FixtureRequest], IndexStore]
 STORES: dict[str, StoreFactory] = {
-    "local": lambda folder: LocalStore(folder / "index", 200, 1, approximate_above=25_000),
+    "local": lambda folder, _: LocalStore(folder / "index", 200, 1, approximate_above=25_000),
+    # a fresh database on the session's embedded PostgreSQL (tests/conftest.py)
+    "postgres": lambda folder, request: PostgresStore(
+        folder / "index", request.getfixturevalue("pg_url"), 200, 1, approximate_above=25_000
+    ),
 }
+_MARKS = {"postgres": [pytest.mark.postgres]}
 
 
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> IndexStore:
-    return STORES[request.param](tmp_path)
+@pytest.fixture(params=[pytest.param(name, marks=_MARKS.get(name, [])) for name in sorted(STORES)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexStore]:
+    made = STORES[request.param](tmp_path, request)
+    yield made
+    made.close()
 
 
 class TestIndexStoreContract:
@@ -69,6 +77,14 @@ class TestIndexStoreContract:
         added, _ = store.update(seed_corpus, embedder)
         assert "neu" in added.documents and embedder.calls == 2  # only the new article's two sentences
         assert "neu" not in before.documents and len(before.chunks) < len(added.chunks)
+        whale = WordsEmbedder().embed_queries(["Wale"])[0]
+        assert before.lexical_scores("Wale").shape == (len(before.chunks),)  # searched as it was
+        assert (
+            before.lexical_scores("Wale", words=True).max()
+            == 0
+            < added.lexical_scores("Wale", words=True).max()
+        )
+        assert before.dense_search(whale, 50).max() < len(before.chunks)
         assert store.load().build_id == added.build_id
         (seed_corpus / "neu.md").unlink()
         removed, _ = store.update(seed_corpus, WordsEmbedder())

@@ -1,0 +1,243 @@
+"""Rows of the postgres store: a document version written with its sentences, chunks, vectors and postings;
+a generation's rows read back as a :class:`~rag.indexing.pg_snapshot.PgSnapshot`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.types.json import Jsonb
+
+from rag.indexing.build import Part
+from rag.indexing.pg_db import Database
+from rag.indexing.pg_snapshot import Generation, PgSnapshot, as_array
+from rag.indexing.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
+from rag.text.analysis import Analyzer
+from rag.types import Block, Chunk, Document, DocumentMeta, Sentence
+
+_VISIBLE = "born <= %(g)s AND (died IS NULL OR died > %(g)s)"
+
+
+def write_part(conn: psycopg.Connection, part: Part, generation: int, analyzer: Analyzer) -> None:
+    """Insert one document version born in ``generation`` (the caller's transaction commits it)."""
+    doc = part.doc
+    row = conn.execute(
+        "INSERT INTO rag_documents (doc_id, path, sha256, text, meta, blocks, born) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING vid",
+        (doc.doc_id, doc.path, doc.sha256, doc.text, Jsonb(asdict(doc.meta)), _blocks(doc), generation),
+    ).fetchone()
+    assert row is not None
+    vid = int(row[0])
+    with conn.cursor() as cur:
+        _write_sentences(cur, vid, part, analyzer)
+        _write_chunks(cur, vid, part, generation, analyzer)
+
+
+def _write_sentences(cur: psycopg.Cursor, vid: int, part: Part, analyzer: Analyzer) -> None:
+    """The sentences with their vectors, and in how many of them each stemmed word occurs."""
+    assert part.sentence_vectors is not None, "embed the part first"
+    with cur.copy("COPY rag_sentences (vid, n, start_at, end_at, heading, vector) FROM STDIN") as copy:
+        for n, (s, vector) in enumerate(zip(part.sentences, part.sentence_vectors, strict=True)):
+            copy.write_row((vid, n, s.start, s.end, s.heading, vector))
+    terms: Counter[str] = Counter()
+    for s in part.sentences:
+        terms.update(set(analyzer.terms(part.doc.span_text(s))))
+    with cur.copy("COPY rag_sentence_terms (vid, term, sentences) FROM STDIN") as copy:
+        for term, count in terms.items():
+            copy.write_row((vid, term, count))
+
+
+def _write_chunks(cur: psycopg.Cursor, vid: int, part: Part, generation: int, analyzer: Analyzer) -> None:
+    """The chunks with their vectors and lengths, and their postings (term frequencies)."""
+    assert part.chunk_vectors is not None, "embed the part first"
+    ids = [r[0] for r in cur.execute(_NEXT_IDS, (len(part.chunks),)).fetchall()]
+    postings: list[tuple[str, str, int, int]] = []
+    columns = "id, vid, chunk_id, n, start_at, end_at, sentences, word_length, gram_length, born, vector"
+    with cur.copy(f"COPY rag_chunks ({columns}) FROM STDIN") as copy:
+        for n, (chunk, vector, cid) in enumerate(zip(part.chunks, part.chunk_vectors, ids, strict=True)):
+            words = Counter(analyzer.terms(chunk.text))
+            grams = Counter(analyzer.grams(chunk.text))
+            postings += [(t, "w", cid, tf) for t, tf in words.items()]
+            postings += [(t, "g", cid, tf) for t, tf in grams.items()]
+            offsets = (chunk.start, chunk.end, list(chunk.sentences))
+            copy.write_row(
+                (cid, vid, chunk.chunk_id, n, *offsets, _length(words), _length(grams), generation, vector)
+            )
+    with cur.copy("COPY rag_postings (term, kind, chunk, tf) FROM STDIN") as copy:
+        for posting in postings:
+            copy.write_row(posting)
+
+
+_NEXT_IDS = "SELECT nextval('rag_chunks_id_seq') FROM generate_series(1, %s)"
+
+
+def _length(terms: Counter[str]) -> int:
+    """A chunk's length in terms; bm25s counts a chunk without terms as one (it indexes it as [""])."""
+    return max(sum(terms.values()), 1)
+
+
+def read_part(conn: psycopg.Connection, vid: int, doc: Document) -> Part:
+    """A stored version's sentences, chunks and vectors, to be written again under another analyser."""
+    with conn.cursor(binary=True) as cur:
+        srows = cur.execute(
+            "SELECT start_at, end_at, heading, vector FROM rag_sentences WHERE vid = %s ORDER BY n", (vid,)
+        ).fetchall()
+        crows = cur.execute(
+            "SELECT chunk_id, start_at, end_at, sentences, vector FROM rag_chunks WHERE vid = %s ORDER BY n",
+            (vid,),
+        ).fetchall()
+    sentences = [Sentence(r[0], r[1], r[2]) for r in srows]
+    chunks = [Chunk(r[0], doc.doc_id, r[1], r[2], doc.text[r[1] : r[2]], tuple(r[3])) for r in crows]
+    dimension = len(as_array(srows[0][3])) if srows else 0
+    chunk_vectors = _matrix([r[4] for r in crows], dimension)
+    return Part(doc, sentences, chunks, chunk_vectors, _matrix([r[3] for r in srows], dimension))
+
+
+def _matrix(vectors: list[Any], dimension: int) -> np.ndarray:
+    if not vectors:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.stack([as_array(v) for v in vectors])
+
+
+def commit_generation(conn: psycopg.Connection, generation: int, manifest: dict[str, Any]) -> Generation:
+    """Record ``generation`` with its BM25 statistics, and drop the versions no reader can still need: those
+    dead before it (the snapshot before this one still sees the versions that die now)."""
+    params = {"g": generation}
+    row = conn.execute(
+        "SELECT count(*), coalesce(sum(word_length), 0), coalesce(sum(gram_length), 0) "
+        f"FROM rag_chunks WHERE {_VISIBLE}",
+        params,
+    ).fetchone()
+    srow = conn.execute(
+        "SELECT count(*) FROM rag_sentences s JOIN rag_documents d ON d.vid = s.vid "
+        "WHERE d.born <= %(g)s AND (d.died IS NULL OR d.died > %(g)s)",
+        params,
+    ).fetchone()
+    assert row is not None and srow is not None
+    manifest = {**manifest, "build_id": f"pg-{generation}", "generation": generation}
+    manifest.update(chunks=int(row[0]), sentences=int(srow[0]))
+    conn.execute(
+        "INSERT INTO rag_generations (generation, manifest, chunks, word_length, gram_length, sentences) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (generation, Jsonb(manifest), row[0], row[1], row[2], srow[0]),
+    )
+    conn.execute("DELETE FROM rag_documents WHERE died <= %s", (generation - 1,))
+    conn.execute("DELETE FROM rag_generations WHERE generation < %s", (generation - 1,))
+    return Generation(generation, manifest, int(row[0]), int(row[1]), int(row[2]), int(srow[0]))
+
+
+def ensure_hnsw(conn: psycopg.Connection, dimension: int) -> None:
+    """The graph for approximate search (same M and efConstruction as the local store's FAISS HNSW)."""
+    conn.execute(
+        f"CREATE INDEX IF NOT EXISTS rag_chunks_hnsw_{dimension} ON rag_chunks "
+        f"USING hnsw ((vector::vector({dimension})) vector_ip_ops) "
+        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+    )
+
+
+def latest_generation(conn: psycopg.Connection) -> Generation | None:
+    row = conn.execute(
+        "SELECT generation, manifest, chunks, word_length, gram_length, sentences "
+        "FROM rag_generations ORDER BY generation DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return Generation(int(row[0]), row[1], int(row[2]), int(row[3]), int(row[4]), int(row[5]))
+
+
+def read_snapshot(db: Database, approximate_above: int) -> PgSnapshot | None:
+    """The latest committed generation, read in one REPEATABLE READ transaction; None before the first."""
+    with db.connection() as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        try:
+            with conn.transaction():
+                generation = latest_generation(conn)
+                if generation is None:
+                    return None
+                docs, chunk_rows, sentence_rows = _rows(conn, generation.number)
+        finally:
+            conn.isolation_level = None
+    return _assemble(db, generation, docs, chunk_rows, sentence_rows, approximate_above)
+
+
+def _rows(conn: psycopg.Connection, generation: int) -> tuple[list[Any], list[Any], list[Any]]:
+    params = {"g": generation}
+    docs = conn.execute(
+        f"SELECT vid, doc_id, path, sha256, text, meta, blocks FROM rag_documents WHERE {_VISIBLE}", params
+    ).fetchall()
+    vids = [d[0] for d in docs]
+    chunks = conn.execute(
+        "SELECT vid, id, chunk_id, start_at, end_at, sentences FROM rag_chunks WHERE vid = ANY(%s) "
+        "ORDER BY vid, n",
+        (vids,),
+    ).fetchall()
+    sentences = conn.execute(
+        "SELECT vid, id, start_at, end_at, heading FROM rag_sentences WHERE vid = ANY(%s) ORDER BY vid, n",
+        (vids,),
+    ).fetchall()
+    return docs, chunks, sentences
+
+
+def _assemble(
+    db: Database,
+    generation: Generation,
+    doc_rows: list[Any],
+    chunk_rows: list[Any],
+    sentence_rows: list[Any],
+    approximate_above: int,
+) -> PgSnapshot:
+    """Rows in the local store's order: documents by path (as the corpus loader sorts them), each one's
+    sentences and chunks in their own order, so that positions, and ties, match the local index."""
+    docs = sorted((_document(r) for r in doc_rows), key=lambda pair: pair[1].path)
+    by_vid_s: dict[int, list[Any]] = {}
+    for r in sentence_rows:
+        by_vid_s.setdefault(r[0], []).append(r)
+    by_vid_c: dict[int, list[Any]] = {}
+    for r in chunk_rows:
+        by_vid_c.setdefault(r[0], []).append(r)
+    sentences: list[Sentence] = []
+    sentence_doc: list[str] = []
+    sentence_ids: list[int] = []
+    chunks: list[Chunk] = []
+    chunk_ids: list[int] = []
+    for vid, doc in docs:
+        base = len(sentences)
+        for r in by_vid_s.get(vid, []):
+            sentences.append(Sentence(r[2], r[3], r[4]))
+            sentence_doc.append(doc.doc_id)
+            sentence_ids.append(r[1])
+        for r in by_vid_c.get(vid, []):
+            text = doc.text[r[3] : r[4]]
+            chunks.append(Chunk(r[2], doc.doc_id, r[3], r[4], text, tuple(base + i for i in r[5])))
+            chunk_ids.append(r[1])
+    return PgSnapshot(
+        db,
+        generation,
+        {d.doc_id: d for _, d in docs},
+        chunks,
+        sentences,
+        sentence_doc,
+        np.array(chunk_ids, dtype=np.int64),
+        np.array(sentence_ids, dtype=np.int64),
+        approximate=len(chunks) > approximate_above,
+    )
+
+
+def _document(row: Any) -> tuple[int, Document]:
+    vid, doc_id, path, sha256, text, meta, blocks = row
+    doc = Document(
+        doc_id=doc_id,
+        path=path,
+        text=text,
+        meta=DocumentMeta(**meta),
+        blocks=tuple(Block(b[0], b[1], b[2]) for b in blocks),
+        sha256=sha256,
+    )
+    return int(vid), doc
+
+
+def _blocks(doc: Document) -> Jsonb:
+    return Jsonb([[b.start, b.end, b.kind] for b in doc.blocks])

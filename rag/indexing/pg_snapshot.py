@@ -1,0 +1,174 @@
+"""The read side of the postgres store: one generation of the index, searched in the database.
+
+A snapshot holds what answering reads row by row (documents, chunk and sentence offsets, the positions of
+:class:`~rag.indexing.protocol.IndexSnapshot`) and pins a generation number; vectors and postings stay in the
+database, and every query filters by that generation (a row version is visible when ``born <= g`` and it
+has not died by ``g``). So a question sees one whole state however many updates commit meanwhile; a writer
+keeps dead rows for one generation more (the snapshot before), as the local store keeps the build before.
+
+BM25 is the local store's exactly (:mod:`rag.indexing.bm25`: bm25s's default ``lucene`` variant, k1 = 0.6,
+b = 0.75): ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` over all chunks of the generation, ``tf / (tf +
+k1 * (1 - b + b * len / avglen))``, summed once per occurrence of a term in the query; one SQL query.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rag.indexing.bm25 import K1, B
+from rag.indexing.pg_db import Database
+from rag.indexing.vectors import HNSW_EF_SEARCH
+from rag.text.analysis import Analyzer
+from rag.types import Chunk, Document, Sentence
+
+_LIVE = "c.born <= %(g)s AND (c.died IS NULL OR c.died > %(g)s)"
+_BM25 = f"""
+WITH q AS (SELECT term, count(*)::float8 AS qtf FROM unnest(%(terms)s::text[]) AS term GROUP BY term),
+df AS (
+    SELECT p.term, count(*)::float8 AS df
+    FROM rag_postings p JOIN q USING (term) JOIN rag_chunks c ON c.id = p.chunk
+    WHERE p.kind = %(kind)s AND {_LIVE} GROUP BY p.term)
+SELECT p.chunk, sum(q.qtf * ln(1 + (%(n)s - df.df + 0.5) / (df.df + 0.5))
+                    * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * c.{{length}} / %(avg)s)))
+FROM rag_postings p JOIN q USING (term) JOIN df USING (term) JOIN rag_chunks c ON c.id = p.chunk
+WHERE p.kind = %(kind)s AND {_LIVE}
+GROUP BY p.chunk
+"""
+_BM25_WORDS = _BM25.replace("{length}", "word_length")
+_BM25_GRAMS = _BM25.replace("{length}", "gram_length")
+_EXACT = f"SELECT c.id FROM rag_chunks c WHERE {_LIVE} ORDER BY c.vector <#> %(q)s, c.id LIMIT %(k)s"
+# HNSW (built by the writer above RAG_APPROXIMATE_ABOVE chunks) is an index on the vector cast to its
+# dimension; the query names the same expression so that the planner walks the graph.
+_APPROX = (
+    "SELECT c.id FROM rag_chunks c WHERE {live} "
+    "ORDER BY (c.vector::vector({d})) <#> %(q)s::vector({d}) LIMIT %(k)s"
+)
+
+
+def as_array(value: Any) -> np.ndarray:
+    """A vector as the driver returns it (pgvector's ``Vector`` in binary results, else an array)."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One committed state: its number, manifest and the BM25 statistics over its chunks."""
+
+    number: int
+    manifest: dict[str, Any]
+    chunks: int
+    word_length: int
+    gram_length: int
+    sentences: int
+
+
+@dataclass
+class PgSnapshot:
+    db: Database
+    generation: Generation
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    sentences: list[Sentence]
+    sentence_doc: list[str]
+    chunk_ids: np.ndarray  # row -> database id
+    sentence_ids: np.ndarray
+    approximate: bool
+    extras: dict[str, Any] = field(default_factory=dict)
+    _rows: dict[int, int] = field(default_factory=dict)  # chunk database id -> row
+    _frequencies: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._rows = {int(i): row for row, i in enumerate(self.chunk_ids.tolist())}
+        self._analyzer = Analyzer(self.manifest["lexical"]["language"])
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.generation.manifest
+
+    @property
+    def build_id(self) -> str:
+        return str(self.manifest.get("build_id", ""))
+
+    @property
+    def analyzer(self) -> Analyzer:
+        return self._analyzer
+
+    def _params(self, **extra: Any) -> dict[str, Any]:
+        return {"g": self.generation.number, **extra}
+
+    def dense_search(self, vector: np.ndarray, k: int) -> np.ndarray:
+        if not self.chunks or k <= 0:
+            return np.zeros(0, dtype=np.int64)
+        q = np.ascontiguousarray(vector.reshape(-1), dtype=np.float32)
+        params = self._params(q=q, k=min(k, len(self.chunks)))
+        with self.db.connection() as conn, conn.transaction():
+            if self.approximate:
+                conn.execute(f"SET LOCAL hnsw.ef_search = {min(max(HNSW_EF_SEARCH, k), 1000)}")
+                conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+                sql = _APPROX.format(live=_LIVE, d=len(q))
+                rows = conn.execute(sql, params).fetchall()
+            else:
+                rows = conn.execute(_EXACT, params).fetchall()
+        return np.array([self._rows[r[0]] for r in rows if r[0] in self._rows], dtype=np.int64)
+
+    def lexical_scores(self, text: str, words: bool = False) -> np.ndarray:
+        scores = np.zeros(len(self.chunks), dtype=np.float32)
+        terms = self.analyzer.terms(text) if words else self.analyzer.grams(text)
+        n = self.generation.chunks
+        if not terms or not n:
+            return scores
+        length = self.generation.word_length if words else self.generation.gram_length
+        params = self._params(terms=terms, kind="w" if words else "g", n=n, k1=K1, b=B, avg=length / n)
+        with self.db.connection() as conn:
+            rows = conn.execute(_BM25_WORDS if words else _BM25_GRAMS, params).fetchall()
+        for chunk, score in rows:
+            row = self._rows.get(chunk)
+            if row is not None:
+                scores[row] = score
+        return scores
+
+    def sentence_vectors_for(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self._vectors("rag_sentences", self.sentence_ids[np.asarray(rows, dtype=np.int64)])
+
+    def chunk_vectors_for(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self._vectors("rag_chunks", self.chunk_ids[np.asarray(rows, dtype=np.int64)])
+
+    def _vectors(self, table: str, ids: np.ndarray) -> np.ndarray:
+        dimension = int(self.manifest["model"]["dimension"])
+        if not len(ids):
+            return np.zeros((0, dimension), dtype=np.float32)
+        with self.db.connection() as conn, conn.cursor(binary=True) as cur:
+            found = dict(cur.execute(f"SELECT id, vector FROM {table} WHERE id = ANY(%s)", (ids.tolist(),)))
+        return np.stack([as_array(found[int(i)]) for i in ids.tolist()])
+
+    def gram_frequencies(self, grams: Sequence[str]) -> np.ndarray:
+        if not grams:
+            return np.zeros(0, dtype=np.int64)
+        sql = (
+            "SELECT p.term, count(*) FROM rag_postings p JOIN rag_chunks c ON c.id = p.chunk "
+            f"WHERE p.kind = 'g' AND p.term = ANY(%(terms)s) AND {_LIVE} GROUP BY p.term"
+        )
+        with self.db.connection() as conn:
+            found = dict(conn.execute(sql, self._params(terms=list(set(grams)))).fetchall())
+        return np.array([found.get(g, 0) for g in grams], dtype=np.int64)
+
+    def sentence_frequency(self, stem: str) -> tuple[int, int]:
+        cached = self._frequencies.get(stem)
+        if cached is not None:
+            return cached
+        sql = (
+            "SELECT coalesce(sum(t.sentences), 0) FROM rag_sentence_terms t "
+            "JOIN rag_documents c ON c.vid = t.vid WHERE t.term = %(term)s AND " + _LIVE
+        )
+        with self.db.connection() as conn:
+            row = conn.execute(sql, self._params(term=stem)).fetchone()
+        result = (int(row[0]) if row else 0, self.generation.sentences)
+        with self._lock:
+            self._frequencies[stem] = result
+        return result

@@ -1,0 +1,249 @@
+"""The postgres store beyond the shared contract: the same answers as the local store, transactions, two
+servers on one database, a database that goes down and comes back, HNSW, migrations.
+
+All run against real embedded PostgreSQL servers (tests/conftest.py ``pg_server``: one per session)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import astuple
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from rag import cli
+from rag.embedding.fake import WordsEmbedder
+from rag.errors import StoreUnavailableError
+from rag.http.app import create_app
+from rag.indexing.local import LocalStore
+from rag.indexing.pg_db import MIGRATIONS, Database, schema_version
+from rag.indexing.pg_server import EmbeddedServer, start_replica
+from rag.indexing.postgres import PostgresStore
+from rag.pipeline import Pipeline, build_pipeline
+from rag.retrieval.followup import Turn
+from rag.settings import Settings
+from rag.types import Answer
+
+from ..conftest import DATA, outside_pytest_tmp
+
+pytestmark = pytest.mark.postgres
+QUESTIONS = json.loads((DATA / "seed_questions.json").read_text(encoding="utf-8"))
+
+
+def _on_postgres(settings: Settings, url: str | None, index_dir: Path) -> Settings:
+    secret = SecretStr(url) if url else None  # model_copy does not validate: the field's own type
+    return settings.updated(store="postgres", database_url=secret, index_dir=index_dir)
+
+
+def _same_answer(a: Answer, b: Answer) -> None:
+    assert (a.answer, a.abstained, a.language, a.resolved_question) == (
+        b.answer,
+        b.abstained,
+        b.language,
+        b.resolved_question,
+    )
+    assert [astuple(c)[:-1] for c in a.citations] == [astuple(c)[:-1] for c in b.citations]
+    assert [(p.doc_id, p.start, p.end, p.focus_start) for p in a.passages] == [
+        (p.doc_id, p.start, p.end, p.focus_start) for p in b.passages
+    ]
+    assert a.confidence == pytest.approx(b.confidence, abs=1e-5)
+    assert [p.score for p in a.passages] == pytest.approx([p.score for p in b.passages], abs=1e-5)
+
+
+def test_seed_questions_get_the_same_answers_from_both_stores(
+    fake_settings: Settings, pg_url: str, tmp_path: Path
+) -> None:
+    local = build_pipeline(fake_settings, WordsEmbedder())
+    pg = build_pipeline(_on_postgres(fake_settings, pg_url, tmp_path / "pg-index"), WordsEmbedder())
+    try:
+        asked = 0
+        for group in ("answerable", "unanswerable"):
+            for q in QUESTIONS[group]:
+                _same_answer(local.ask(q["question"]), pg.ask(q["question"]))
+                asked += 1
+        for q in QUESTIONS["followups"]:
+            history = [Turn("user", h) for h in q["history"]]
+            _same_answer(local.ask(q["question"], history=history), pg.ask(q["question"], history=history))
+            asked += 1
+        assert asked == 93
+    finally:
+        pg.close()
+
+
+def test_a_failed_update_leaves_the_previous_state(seed_corpus: Path, pg_url: str, tmp_path: Path) -> None:
+    store = PostgresStore(tmp_path / "index", pg_url, 200, 1, 25_000)
+    try:
+        before, _ = store.update(seed_corpus, WordsEmbedder())
+        (seed_corpus / "neu.md").write_text("Wale sind groß. Wale schwimmen.", encoding="utf-8")
+        (seed_corpus / "000_ec495bea3a2a83c6.md").unlink()  # a removal in the same update
+
+        class Failing(WordsEmbedder):
+            def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+                raise RuntimeError("the model crashed mid-update")
+
+        with pytest.raises(RuntimeError):
+            store.update(seed_corpus, Failing())
+        after = store.load()
+        assert after.build_id == before.build_id and set(after.documents) == set(before.documents)
+        assert [c.text for c in after.chunks] == [c.text for c in before.chunks]
+    finally:
+        store.close()
+
+
+def test_a_new_corpus_language_reanalyses_without_re_embedding(
+    seed_corpus: Path, pg_url: str, tmp_path: Path
+) -> None:
+    store = PostgresStore(tmp_path / "index", pg_url, 200, 1, 25_000)
+    try:
+        store.update(seed_corpus, WordsEmbedder())
+        for n in range(3):  # English articles outnumber the two German ones: the analyser turns English
+            text = f"---\nlanguage: en\n---\nThe whale number {n} swims in the cold ocean.\n"
+            (seed_corpus / f"en{n}.md").write_text(text, encoding="utf-8")
+        embedder = WordsEmbedder()
+        snap, report = store.update(seed_corpus, embedder)
+        assert snap.analyzer.language == "en" and embedder.calls == 3 and report.reused_files == 2
+        want = next(i for i, c in enumerate(snap.chunks) if "Präzisionswaffen" in c.text)
+        assert int(np.argmax(snap.lexical_scores("Präzisionswaffen"))) == want
+    finally:
+        store.close()
+
+
+def test_two_servers_on_one_database_answer_each_others_uploads(fake_settings: Settings, pg_url: str) -> None:
+    settings = _on_postgres(fake_settings, pg_url, fake_settings.index.index_dir)
+    first = build_pipeline(settings, WordsEmbedder())
+    second = build_pipeline(settings, WordsEmbedder())
+    try:
+        first.update_index()
+        second.update_index()
+        build = second.snapshot.build_id
+        text = "---\ntitle: Wale\n---\nDer Blauwal ist das größte Tier der Erde. Er frisst Krill.\n"
+        doc = first.add_document("wale.md", text.encode())
+        assert doc.doc_id in second.snapshot.documents and second.snapshot.build_id != build
+        answer = second.ask("Welches Tier ist das größte der Erde?")
+        assert answer.citations and answer.citations[0].doc_id == doc.doc_id
+        first.delete_document(doc.doc_id)
+        assert doc.doc_id not in {d.doc_id for d in second.documents()}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_database_that_is_down_answers_503_and_one_cli_line_then_resumes(
+    fake_settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The product's own embedded server (no URL), stopped and started under a running API."""
+    with outside_pytest_tmp() as folder:
+        _down_and_up(_on_postgres(fake_settings, None, folder / "index"), capsys, monkeypatch)
+
+
+def _down_and_up(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = build_pipeline(settings, WordsEmbedder())
+    try:
+        pipeline.update_index()
+        store = pipeline.store
+        assert isinstance(store, PostgresStore) and store.server is not None
+        assert store.server.pgdata == (settings.index.index_dir / "pgdata").resolve()
+        url = store.server.url()
+        with TestClient(create_app(settings, pipeline), base_url="http://127.0.0.1") as client:
+            question = {"question": "Wer ist der russische UN-Botschafter?"}
+            assert client.post("/ask", json=question).status_code == 200
+            store.server.stop()
+            down = client.post("/ask", json=question)
+            assert down.status_code == 503 and "database is unavailable" in down.json()["detail"]
+            assert "Traceback" not in down.text
+            _cli_fails_in_one_line(url, capsys, monkeypatch)
+            store.server.start()
+            assert client.post("/ask", json=question).status_code == 200
+    finally:
+        pipeline.close()
+
+
+def _cli_fails_in_one_line(
+    url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_STORE", "postgres")
+    monkeypatch.setenv("RAG_DATABASE_URL", url)
+    monkeypatch.setenv("RAG_MODEL", "test:words")
+    monkeypatch.setattr(sys, "argv", ["rag", "ask", "Wer ist der russische UN-Botschafter?"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 1 and len(err.splitlines()) == 1
+    assert err.startswith("error: the index database is unavailable")
+
+
+def test_approximate_search_above_the_threshold_uses_hnsw(
+    seed_corpus: Path, pg_url: str, tmp_path: Path
+) -> None:
+    exact = LocalStore(tmp_path / "local", 200, 1, approximate_above=25_000)
+    store = PostgresStore(tmp_path / "index", pg_url, 200, 1, approximate_above=0)
+    try:
+        snap, _ = store.update(seed_corpus, WordsEmbedder())
+        want, _ = exact.update(seed_corpus, WordsEmbedder())
+        assert snap.approximate
+        with store.db.connection() as conn:
+            assert conn.execute(
+                "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'rag_chunks_hnsw%'"
+            ).fetchone()
+        for question in ("Präzisionswaffen Nordkorea", "Wer ist der russische UN-Botschafter?"):
+            vector = WordsEmbedder().embed_queries([question])[0]
+            assert snap.dense_search(vector, 3)[0] == want.dense_search(vector, 3)[0]
+    finally:
+        store.close()
+
+
+def test_a_read_replica_answers_and_sees_uploads_on_the_primary(
+    fake_settings: Settings, pg_server: EmbeddedServer, pg_url: str
+) -> None:
+    """A streaming replica made with pg_basebackup serves questions; an upload on the primary reaches it."""
+    primary = build_pipeline(
+        _on_postgres(fake_settings, pg_url, fake_settings.index.index_dir), WordsEmbedder()
+    )
+    with outside_pytest_tmp() as folder:
+        primary.update_index()
+        replica_server = start_replica(pg_server, folder)
+        replica_url = replica_server.url(pg_url.split("@/", 1)[1].split("?")[0])
+        replica = build_pipeline(_on_postgres(fake_settings, replica_url, folder / "index"), WordsEmbedder())
+        try:
+            replica.update_index()  # up to date: nothing to write, which a replica could not
+            assert replica.ask("Wer ist der russische UN-Botschafter?").citations
+            text = "---\ntitle: Wale\n---\nDer Blauwal ist das größte Tier der Erde. Er frisst Krill.\n"
+            doc = primary.add_document("wale.md", text.encode())
+            deadline = time.monotonic() + 10
+            while doc.doc_id not in replica.snapshot.documents and time.monotonic() < deadline:
+                time.sleep(0.05)  # replication lag
+            assert replica.ask("Welches Tier ist das größte der Erde?").citations[0].doc_id == doc.doc_id
+        finally:
+            replica.close()
+            primary.close()
+            replica_server.close()
+
+
+def test_migrations_are_versioned_and_run_once(pg_url: str) -> None:
+    first, second = Database(pg_url), Database(pg_url)
+    try:
+        assert schema_version(first) == len(MIGRATIONS) == schema_version(second)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_unreachable_url_is_a_clear_error(tmp_path: Path) -> None:
+    store = PostgresStore(tmp_path, f"postgresql://postgres@/postgres?host={tmp_path}", 200, 1, 25_000)
+    with pytest.raises(StoreUnavailableError, match="database is unavailable"):
+        store.load()
+
+
+def test_pipelines_close_their_store(fake_pipeline: Pipeline) -> None:
+    fake_pipeline.close()  # the local store has nothing to release, and says so by not failing

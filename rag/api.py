@@ -9,8 +9,6 @@ readable ``detail``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import threading
 import unicodedata
@@ -30,14 +28,14 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from rag import __version__
+from rag import __version__, openai_api
+from rag.access import check_key
 from rag.errors import (
     AuthError,
     BadDocumentError,
     DocumentTooLargeError,
     NotReadyError,
     RagError,
-    WritesDisabledError,
 )
 from rag.followup import Turn
 from rag.middleware import BodyLimit, HostCheck, SecurityHeaders, refuse_other_methods
@@ -65,7 +63,7 @@ _FORM_OVERHEAD = 64 * 1024
 MAX_JSON_BYTES = 1024 * 1024
 # The chat UI's requests carry the conversation, whose answers embed their articles; generous but finite.
 MAX_UI_BYTES = 32 * 1024 * 1024
-_API_PATHS = ("/ask", "/documents", "/health")
+_API_PATHS = ("/ask", "/documents", "/health", "/v1/", "/mcp")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
@@ -109,7 +107,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     # outermost, so that every response gets the headers, the 400s, 413s and CORS answers included
     app.add_middleware(SecurityHeaders, cors=bool(settings.cors_origins))
     app.include_router(router)
-    refuse_other_methods(app, router.routes)
+    app.include_router(openai_api.router)  # /v1: chat clients use the product as a model (rag/openai_api.py)
+    refuse_other_methods(app, [*router.routes, *openai_api.router.routes])
     _docs(app)
     return app
 
@@ -142,24 +141,9 @@ def _require_key(
     header_key: Annotated[str | None, Security(_KEY_HEADER)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
 ) -> None:
-    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
-    if not key.strip():  # unset, or set to nothing: writes are off
-        raise WritesDisabledError(
-            "adding and deleting documents is disabled: start the server with RAG_API_KEY set, "
-            "then send the key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
-        )
     sent = header_key or (bearer.credentials if bearer is not None else "")
-    if not sent:
-        raise AuthError("this endpoint needs the API key: send 'Authorization: Bearer <key>' or 'X-API-Key'")
-    if not _same_secret(sent, key):
-        raise AuthError("the API key is not valid")  # never says what was sent, nor what was expected
-
-
-def _same_secret(sent: str, key: str) -> bool:
-    """Compare in constant time: digests of equal length, so neither content nor length leaks."""
     # header values reach us as the latin-1 reading of their bytes; this gives those bytes back
-    sent_digest = hashlib.sha256(sent.encode("latin-1", "replace")).digest()
-    return hmac.compare_digest(sent_digest, hashlib.sha256(key.encode("utf-8")).digest())
+    check_key(settings, sent.encode("latin-1", "replace"))
 
 
 WriteAccess = Depends(_require_key)

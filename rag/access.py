@@ -1,0 +1,40 @@
+"""The one API-key rule: who may change the corpus (and, with ``RAG_OPENAI_KEY_REQUIRED``, use ``/v1``).
+
+The HTTP API, the OpenAI-compatible endpoint and the chat page's article management all call
+:func:`check_key`, so the rule and its constant-time comparison live in one place; each adapter turns the
+errors into its own words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from rag.errors import AuthError, WritesDisabledError
+from rag.settings import Settings
+
+HOW_TO_SEND = "send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+
+
+def check_key(settings: Settings, sent: bytes, what: str = "adding and deleting documents") -> None:
+    """Pass when ``sent`` is the server's ``RAG_API_KEY``.
+
+    Raises:
+        WritesDisabledError: no key is configured (unset or blank), so ``what`` is off for everybody.
+        AuthError: no key was sent, or another one.
+    """
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+    if not key.strip():
+        raise WritesDisabledError(
+            f"{what} is disabled: start the server with RAG_API_KEY set, then {HOW_TO_SEND}"
+        )
+    if not sent:
+        raise AuthError(f"this endpoint needs the API key: {HOW_TO_SEND}")
+    if not same_secret(sent, key):
+        raise AuthError("the API key is not valid")  # never says what was sent, nor what was expected
+
+
+def same_secret(sent: bytes, key: str) -> bool:
+    """Compare in constant time: digests of equal length, so neither content nor length leaks."""
+    sent_digest = hashlib.sha256(sent).digest()
+    return hmac.compare_digest(sent_digest, hashlib.sha256(key.encode("utf-8")).digest())

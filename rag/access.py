@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from rag.errors import AuthError, WritesDisabledError
+from rag.errors import AuthError, MissingKeyError, WritesDisabledError
 from rag.settings import Settings
 
 HOW_TO_SEND = "send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
@@ -21,7 +21,8 @@ def check_key(settings: Settings, sent: bytes, what: str = "adding and deleting 
 
     Raises:
         WritesDisabledError: no key is configured (unset or blank), so ``what`` is off for everybody.
-        AuthError: no key was sent, or another one.
+        MissingKeyError: no key was sent.
+        AuthError: another key was sent.
     """
     key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
     if not key.strip():
@@ -29,7 +30,7 @@ def check_key(settings: Settings, sent: bytes, what: str = "adding and deleting 
             f"{what} is disabled: start the server with RAG_API_KEY set, then {HOW_TO_SEND}"
         )
     if not sent:
-        raise AuthError(f"this endpoint needs the API key: {HOW_TO_SEND}")
+        raise MissingKeyError(f"this endpoint needs the API key: {HOW_TO_SEND}")
     if not same_secret(sent, key):
         raise AuthError("the API key is not valid")  # never says what was sent, nor what was expected
 

@@ -153,6 +153,8 @@ def serve(
 def mcp(corpus: CorpusOpt = None, index: IndexOpt = None, verbose: VerboseOpt = False) -> None:
     """Serve the articles to an assistant as an MCP server over stdio (tools: ask, search, get_document,
     list_documents)."""
+    import threading
+
     import anyio
 
     from rag.mcp_server import create_mcp
@@ -160,6 +162,7 @@ def mcp(corpus: CorpusOpt = None, index: IndexOpt = None, verbose: VerboseOpt = 
     settings = _settings(verbose, corpus=corpus, index=index)
     pipeline = _pipeline(settings)
     pipeline.warm_up()  # stdout is the protocol's: progress and logs go to stderr only
+    threading.Thread(target=pipeline.prepare_lexicon, name="lexicon", daemon=True).start()  # as rag serve
     anyio.run(create_mcp(pipeline).run_stdio_async)
 
 

@@ -90,21 +90,21 @@ def create_mcp(pipeline: Pipeline) -> MCPServer:
     ) -> DocumentDetail:
         """One article: its metadata and the original text that citation offsets point into."""
         doc, chunks = await _run(lambda: pipeline.document_entry(doc_id))
-        return DocumentDetail(**summary(doc, chunks).model_dump(), text=doc.text, sha256=doc.sha256)
+        return DocumentDetail(**_summary(doc, chunks).model_dump(), text=doc.text, sha256=doc.sha256)
 
     async def list_documents() -> DocumentList:
         """The articles the answers come from: id, title, date, source, language, length."""
         snap = await _run(lambda: pipeline.snapshot)
         counts = Counter(c.doc_id for c in snap.chunks)
         docs = sorted(snap.documents.values(), key=lambda d: d.path)
-        return DocumentList(count=len(docs), documents=[summary(d, counts[d.doc_id]) for d in docs])
+        return DocumentList(count=len(docs), documents=[_summary(d, counts[d.doc_id]) for d in docs])
 
     for tool in (ask, search, get_document, list_documents):
         server.add_tool(tool, structured_output=True)
     return server
 
 
-def summary(doc: Document, chunks: int) -> DocumentSummary:
+def _summary(doc: Document, chunks: int) -> DocumentSummary:
     return DocumentSummary(
         doc_id=doc.doc_id, path=doc.path, length=len(doc.text), chunks=chunks, **asdict(doc.meta)
     )

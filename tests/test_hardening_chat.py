@@ -100,6 +100,10 @@ def test_the_reported_payload_is_refused_and_nothing_is_copied(live: Live) -> No
     payloads = {
         "ask": [[FILE, None], ["Wer?", FILE], [[{"role": "user", "content": [FILE_PART]}], None]],
         "open_article": [[FILE, None], ["1:c1:1", {"x": [FILE]}]],
+        # the page's upload sends the file as text; a file object is refused, with or without the key
+        "upload_article": [[FILE, KEY], [{"name": "a.txt", "data": [FILE]}, KEY]],
+        "delete_article": [["000_x", FILE]],
+        "export_conversation": [[FILE, None]],
     }
     for event, cases in payloads.items():
         for data in cases:

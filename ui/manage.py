@@ -17,7 +17,14 @@ import time
 from typing import Any
 
 from rag.access import check_key
-from rag.errors import AuthError, BadDocumentError, DocumentTooLargeError, RagError, WritesDisabledError
+from rag.errors import (
+    AuthError,
+    BadDocumentError,
+    DocumentTooLargeError,
+    MissingKeyError,
+    RagError,
+    WritesDisabledError,
+)
 from rag.loading import SUPPORTED_SUFFIXES
 from rag.pipeline import Pipeline
 from ui import render
@@ -88,7 +95,7 @@ class Articles:
         if isinstance(exc, WritesDisabledError):
             message = MESSAGES["writes_off"]
         elif isinstance(exc, AuthError):
-            message = MESSAGES["no_key"] if "needs the API key" in exc.message else MESSAGES["bad_key"]
+            message = MESSAGES["no_key"] if isinstance(exc, MissingKeyError) else MESSAGES["bad_key"]
         elif isinstance(exc, RagError):
             message = MESSAGES["refused"].format(reason=exc.message)
         else:  # a bug, not the user's doing: logged (without the key, which no message holds)

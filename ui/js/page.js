@@ -80,18 +80,19 @@
     reader.readAsDataURL(file);
   };
   const askToDelete = (button) => {
-    const text = button.querySelector(".rag-delete-text");
     if (button.dataset.armed) {
       manageStatus("Wird gelöscht … · Deleting …");
       window.dispatchEvent(new CustomEvent("rag-delete", { detail: button.dataset.delete }));
       return;
     }
+    const [text, name] = [button.textContent, button.getAttribute("aria-label")];
     button.dataset.armed = "1";
-    const label = text ? text.textContent : "";
-    if (text) text.textContent = button.dataset.confirm || label;
+    button.textContent = "Wirklich löschen?";
+    button.setAttribute("aria-label", `Wirklich löschen? ${button.dataset.title || ""}`);
     setTimeout(() => {
       delete button.dataset.armed;
-      if (text) text.textContent = label;
+      button.textContent = text;
+      button.setAttribute("aria-label", name);
     }, 4000);
   };
 

@@ -154,6 +154,23 @@ def serve(
     run(settings, announce=lambda line: typer.echo(line, err=True))
 
 
+@app.command()
+def mcp(corpus: CorpusOpt = None, index: IndexOpt = None, verbose: VerboseOpt = False) -> None:
+    """Serve the articles to an assistant as an MCP server over stdio (tools: ask, search, get_document,
+    list_documents)."""
+    import threading
+
+    import anyio
+
+    from rag.mcp_server import create_mcp
+
+    settings = _settings(verbose, corpus=corpus, index=index)
+    pipeline = _pipeline(settings)
+    pipeline.warm_up()  # stdout is the protocol's: progress and logs go to stderr only
+    threading.Thread(target=pipeline.prepare_lexicon, name="lexicon", daemon=True).start()  # as rag serve
+    anyio.run(create_mcp(pipeline).run_stdio_async)
+
+
 EvalFileArg = Annotated[Path, typer.Argument(help="A SQuAD-format file, or a question set for --corpus.")]
 QuestionsOpt = Annotated[
     Path | None, typer.Option("--questions", help="A parallel SQuAD file whose questions are asked instead.")

@@ -72,6 +72,10 @@ class AuthError(RagError):
     status_code = 401
 
 
+class MissingKeyError(AuthError):
+    """No API key was sent (rather than a wrong one)."""
+
+
 class WritesDisabledError(RagError):
     status_code = 403
 

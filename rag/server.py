@@ -25,16 +25,18 @@ log = logging.getLogger(__name__)
 
 
 def create_server_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
-    """The API with the Gradio chat mounted at ``/``, both over the same pipeline object."""
+    """The API and the MCP tools (``/mcp``) with the Gradio chat mounted at ``/``, all over one pipeline."""
     # Gradio reads these at import: the page must work offline and report nothing anywhere, and the
     # files Gradio caches live under the index folder (emptied at start and exit), never in /tmp/gradio.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     cache = Path(settings.index.index_dir).resolve() / "gradio-cache"
     os.environ["GRADIO_TEMP_DIR"] = str(cache)
+    from rag.mcp_server import mount_mcp
     from ui.app import mount
 
     pipe = pipeline or build_pipeline(settings)
-    return mount(create_app(settings, pipe), pipe, cache)
+    # /mcp before the chat, which takes every path left at /
+    return mount(mount_mcp(create_app(settings, pipe), pipe), pipe, cache)
 
 
 def _load_model(pipeline: Pipeline) -> None:
@@ -72,7 +74,8 @@ def run(settings: Settings, announce: Callable[[str], None] | None = None) -> No
     url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}"
     (announce or log.info)(
         f"Serving {report.files} articles ({report.chunks} passages) at {url} - the chat UI is at /, "
-        f"the API at /ask, its docs at {url}/docs. Ctrl-C stops."
+        f"the API at /ask, its docs at {url}/docs, OpenAI-compatible at {url}/v1, MCP at {url}/mcp. "
+        "Ctrl-C stops."
     )
     words = pipeline.lexicon.source
     (announce or log.info)(

@@ -162,6 +162,10 @@ class ServerSettings(_Group):
     host: str = Field("127.0.0.1", description="Address `rag serve` binds to.")
     port: int = Field(7860, ge=1, le=65535, description="Port `rag serve` listens on.")
     api_key: SecretStr | None = Field(None, description="Key for the write endpoints; unset = writes off.")
+    openai_key_required: bool = Field(
+        False,
+        description="The OpenAI-compatible endpoint (/v1) needs RAG_API_KEY too, like the write endpoints.",
+    )
     max_upload_bytes: int = Field(2_000_000, ge=1, description="Largest accepted article upload.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; none = off.")
     allowed_hosts: list[str] = Field(

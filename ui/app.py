@@ -9,10 +9,12 @@ analytics, nothing fetched from a CDN.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,9 @@ from rag.text.language import detect_language
 from rag.types import MAX_QUESTION_CHARS, Document
 from ui import render
 from ui.conversation import Conversation
-from ui.guard import Event, GradioGuard
+from ui.export import conversation_markdown
+from ui.guard import Event, GradioGuard, unlisted
+from ui.manage import Articles, accepted_suffixes, status_html
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +89,8 @@ class Chat:
             log.exception("answering %r failed", question[:200])
             return self._failed(turn, question, _FAILED[language], language, conversation)
         html = render.turn_html(turn, question, answer, self._lookup)
-        return "", html, conversation.add(question, answer.answer, answer.language, render.sources(answer))
+        sources = render.sources(answer, self._lookup)
+        return "", html, conversation.add(question, answer.answer, answer.language, sources)
 
     @staticmethod
     def _failed(
@@ -105,6 +110,14 @@ class Chat:
 
     def corpus(self) -> str:
         return render.corpus_html(self.pipeline.documents())
+
+    def export(self, request: Any, conversation: Any) -> str:
+        """The conversation as Markdown for the page to save, with the page's request (``"export:n"``)."""
+        request = request[:40] if isinstance(request, str) else ""
+        if not isinstance(conversation, Conversation):
+            conversation = Conversation()
+        markdown = conversation_markdown(conversation, datetime.now(UTC))
+        return json.dumps({"request": request, "markdown": markdown}, ensure_ascii=False)
 
     def _lookup(self, doc_id: str) -> Document | None:
         try:
@@ -142,9 +155,9 @@ def build_ui(pipeline: Pipeline) -> gr.Blocks:
                                 apply_default_css=False)  # fmt: skip
                 opener = gr.HTML("", html_template="", js_on_load=_js("opener"), elem_id="rag-opener",
                                  padding=False, apply_default_css=False)  # fmt: skip
+                _export(chat, state)
                 gr.HTML(render.static_html("about"), padding=False, apply_default_css=False, js_on_load=None)
-                corpus_list = gr.HTML(elem_id="rag-corpus", padding=False, apply_default_css=False,
-                                      js_on_load=None)  # fmt: skip
+                corpus_list = _articles(pipeline)
 
         quiet: dict[str, Any] = {"show_progress": "hidden", "js": _PENDING_JS}
         box.submit(chat.ask, [box, state], [box, turns, state], api_name="ask", **quiet)
@@ -156,6 +169,39 @@ def build_ui(pipeline: Pipeline) -> gr.Blocks:
         )
         demo.load(chat.corpus, None, corpus_list, show_progress="hidden")
     return demo
+
+
+def _export(chat: Chat, state: gr.State) -> None:
+    """The "export the chat" button and the event that brings the Markdown for the browser to save."""
+    gr.HTML(render.static_html("export"), padding=False, apply_default_css=False, js_on_load=None)
+    exporter = gr.HTML("", html_template="", js_on_load=_js("exporter"), elem_id="rag-exporter",
+                       padding=False, apply_default_css=False)  # fmt: skip
+    exporter.download(  # the custom event exporter.js triggers
+        chat.export, [exporter, state], [exporter], api_name="export_conversation", show_progress="hidden"
+    )
+
+
+def _articles(pipeline: Pipeline) -> gr.HTML:
+    """The article list with its management: the API key, the upload form, one status line; returns the
+    list, which the page also fills when it loads."""
+    articles = Articles(pipeline)
+    plain: dict[str, Any] = {"padding": False, "apply_default_css": False}
+    gr.HTML(render.static_html("manage"), js_on_load=None, **plain)
+    key = gr.Textbox(
+        type="password", label="API-Schlüssel · API key", elem_id="rag-key", max_lines=1,
+        placeholder="RAG_API_KEY des Servers · the server's RAG_API_KEY",
+    )  # fmt: skip
+    upload_form = render.static_html(
+        "upload", accept=accepted_suffixes(), max_bytes=pipeline.settings.server.max_upload_bytes
+    )
+    gr.HTML(upload_form, elem_id="rag-upload", js_on_load=None, **plain)
+    status = gr.HTML(status_html("", "idle"), elem_id="rag-manage-status", js_on_load=None, **plain)
+    courier = gr.HTML("", html_template="", js_on_load=_js("articles"), elem_id="rag-articles-io", **plain)
+    corpus_list = gr.HTML(elem_id="rag-corpus", js_on_load=None, **plain)
+    outputs: dict[str, Any] = {"outputs": [corpus_list, status], "show_progress": "hidden"}
+    courier.upload(articles.upload, [courier, key], api_name="upload_article", **outputs)
+    courier.delete(articles.delete, [courier, key], api_name="delete_article", **outputs)
+    return corpus_list
 
 
 def theme() -> gr.themes.Base:
@@ -209,6 +255,9 @@ def mount(app: FastAPI, pipeline: Pipeline, cache_dir: Path, path: str = "/") ->
     _empty(cache_dir)  # after mounting: Gradio makes folders for features this page does not route
     gradio = app.router.routes[-1]
     assert isinstance(gradio, Mount), "mount_gradio_app adds its app as the last route"
+    missing = unlisted([fn.api_name for fn in blocks.fns.values()])
+    if missing:
+        raise RuntimeError(f"the page has events the guard does not list (ui.guard.EVENTS): {missing}")
     events = {i: Event(len(fn.inputs), bool(fn.queue)) for i, fn in blocks.fns.items()}
     gradio.app = GradioGuard(gradio.app, events)
     started = app.router.lifespan_context

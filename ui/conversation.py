@@ -30,6 +30,8 @@ class Source:
     end: int
     quote: str
     near: bool = False  # a closest passage of a decline, not a citation
+    title: str = ""  # the article's, as answered: the export names it even after the article is deleted
+    date: str | None = None
 
 
 @dataclass(frozen=True)

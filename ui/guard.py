@@ -39,6 +39,20 @@ _GET_PREFIXES = ("/assets/", "/static/", "/gradio_api/heartbeat/")
 # POST: events through the queue, events sent without it (queue=False), and cancelling one.
 _POST_EXACT = frozenset({"/gradio_api/queue/join", "/gradio_api/run/predict", "/gradio_api/cancel"})
 _SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the page makes an 11-character random one
+# The page's events by api_name. Each one is a way into the server, so it is listed here on purpose (and in
+# the README's Security table): ui.app.mount refuses to start with an event that is not.
+EVENTS = frozenset(
+    {
+        "load_example",  # an example question into the box
+        "ask",
+        "ask_example",
+        "open_article",  # an article for the panel, by a short request ("3:c1")
+        "corpus",  # the article list, when the page loads
+        "upload_article",  # these two change the corpus: their handlers check RAG_API_KEY (ui/manage.py)
+        "delete_article",
+        "export_conversation",  # the conversation as Markdown, from the session's own state
+    }
+)
 _DETAILS = {
     400: "the chat request is not valid",
     404: "not found",
@@ -67,6 +81,11 @@ def holds_file(payload: Any) -> bool:
         elif isinstance(value, list):
             stack.extend(value)
     return False
+
+
+def unlisted(api_names: list[str | None]) -> list[str | None]:
+    """The page's events that :data:`EVENTS` does not list."""
+    return [name for name in api_names if name not in EVENTS]
 
 
 @dataclass(frozen=True)

@@ -206,27 +206,36 @@ def article_html(doc: Document | None, source: Source | None, language: str, req
 
 
 def corpus_html(documents: Iterable[Document], language: str = "de") -> str:
+    """The article list, each with a button that deletes it (which needs the API key)."""
     lab = labels(language)
     shown = [
-        {"title": d.meta.title, "date": d.meta.date or lab["no_date"], "source": d.meta.source}
+        dict(id=d.doc_id, title=d.meta.title, date=d.meta.date or lab["no_date"], source=d.meta.source)
         for d in sorted(documents, key=lambda d: (d.meta.date or "", d.meta.title), reverse=True)
     ]
     return _ENV.get_template("corpus.html.j2").render(documents=shown, lab=lab)
 
 
-def static_html(name: str) -> str:
-    """A template without data: the page's header and its note on what the bot can do."""
-    return _ENV.get_template(f"{name}.html.j2").render()
+def static_html(name: str, **values: object) -> str:
+    """A template without answers in it: the page's header, its note on what the bot can do, the upload
+    form (``values`` are its settings)."""
+    return _ENV.get_template(f"{name}.html.j2").render(**values)
 
 
-def sources(answer: Answer) -> dict[str, Source]:
-    """What each card of ``answer`` marks in its article, by card key (what :func:`article_html` opens)."""
+def sources(answer: Answer, lookup: DocumentLookup | None = None) -> dict[str, Source]:
+    """What each card of ``answer`` marks in its article, by card key (what :func:`article_html` opens),
+    with the article's title and date (``lookup`` finds a closest passage's date)."""
     if not answer.abstained:
-        return {f"c{c.n}": Source(c.doc_id, c.start, c.end, c.quote) for c in answer.citations}
+        return {
+            f"c{c.n}": Source(c.doc_id, c.start, c.end, c.quote, title=c.title, date=c.date)
+            for c in answer.citations
+        }
     out = {}
     for i, p in enumerate(answer.passages[:NEAREST], start=1):
         start, end = _focus(p)
-        out[f"p{i}"] = Source(p.doc_id, start, end, p.text[start - p.start : end - p.start], near=True)
+        doc = lookup(p.doc_id) if lookup else None
+        quote = p.text[start - p.start : end - p.start]
+        date = doc.meta.date if doc else None
+        out[f"p{i}"] = Source(p.doc_id, start, end, quote, near=True, title=p.title, date=date)
     return out
 
 

@@ -35,6 +35,7 @@ from rag.errors import (
     NotReadyError,
     RagError,
 )
+from rag.http import openai as openai_api
 from rag.http.auth import SettingsDep, WriteAccess
 from rag.http.middleware import BodyLimit, HostCheck, SecurityHeaders, refuse_other_methods
 from rag.http.schemas import (
@@ -62,7 +63,7 @@ _FORM_OVERHEAD = 64 * 1024
 MAX_JSON_BYTES = 1024 * 1024
 # The chat UI's requests carry the conversation, whose answers embed their articles; generous but finite.
 MAX_UI_BYTES = 32 * 1024 * 1024
-_API_PATHS = ("/ask", "/documents", "/health")
+_API_PATHS = ("/ask", "/documents", "/health", "/v1/", "/mcp")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
@@ -112,7 +113,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     # outermost, so that every response gets the headers, the 400s, 413s and CORS answers included
     app.add_middleware(SecurityHeaders, cors=bool(settings.server.cors_origins))
     app.include_router(router)
-    refuse_other_methods(app, router.routes)
+    app.include_router(openai_api.router)  # /v1: chat clients use the product as a model (rag/http/openai.py)
+    refuse_other_methods(app, [*router.routes, *openai_api.router.routes])
     _docs(app)
     return app
 

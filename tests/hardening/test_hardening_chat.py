@@ -100,6 +100,10 @@ def test_the_reported_payload_is_refused_and_nothing_is_copied(live: Live) -> No
     payloads = {
         "ask": [[FILE, None], ["Wer?", FILE], [[{"role": "user", "content": [FILE_PART]}], None]],
         "open_article": [[FILE, None], ["1:c1:1", {"x": [FILE]}]],
+        # the page's upload sends the file as text; a file object is refused, with or without the key
+        "upload_article": [[FILE, KEY], [{"name": "a.txt", "data": [FILE]}, KEY]],
+        "delete_article": [["000_x", FILE]],
+        "export_conversation": [[FILE, None]],
     }
     for event, cases in payloads.items():
         for data in cases:
@@ -244,8 +248,12 @@ OPEN_API = {
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs-assets/{path}"),
+    ("GET", "/v1/models"),
+    ("GET", "/v1/models/{model}"),
+    ("POST", "/v1/chat/completions"),
 }
 KEYED_API = {("POST", "/documents"), ("DELETE", "/documents/{doc_id}")}
+OPENAI_API = {(m, p) for m, p in OPEN_API if p.startswith("/v1/")}  # keyed with RAG_OPENAI_KEY_REQUIRED
 
 
 def _routes(app: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -310,6 +318,30 @@ def test_every_route_is_open_keyed_or_closed(fake_settings: Settings) -> None:
             if (method, path) in OPEN_API | KEYED_API:
                 assert f"`{method} {path}`" in readme, f"README's Security section misses {method} {path}"
     assert "`POST /gradio_api/queue/join`" in readme and "`POST /gradio_api/run/predict`" in readme
+
+
+def test_mcp_takes_post_only_and_is_in_the_security_table(fake_settings: Settings) -> None:
+    app = create_server_app(fake_settings, build_pipeline(fake_settings, WordsEmbedder()))
+    readme = (ROOT / "README.md").read_text().split("## Security", 1)[1].split("\n## ", 1)[0]
+    assert "`POST /mcp`" in readme
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        for method in ("GET", "DELETE", "PUT", "PATCH", "OPTIONS"):
+            response = client.request(method, "/mcp")
+            assert response.status_code == 405 and response.headers["allow"] == "POST", method
+            assert response.json()["detail"]
+        wrong = client.post("/mcp", content=b"{}", headers={"content-type": "text/plain"})
+        assert 400 <= wrong.status_code < 500 and wrong.json()["detail"]  # the SDK's plain text, as JSON
+
+
+def test_with_the_option_the_openai_routes_need_the_key(fake_settings: Settings) -> None:
+    settings = fake_settings.updated(api_key=SecretStr(KEY), openai_key_required=True)
+    app = create_server_app(settings, build_pipeline(settings, WordsEmbedder()))
+    assert set(_routes(app)) >= OPENAI_API
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        for method, path in sorted(OPENAI_API):
+            assert client.request(method, _filled(path)).status_code == 401, (method, path)
+            keyed = client.request(method, _filled(path), headers={"X-API-Key": KEY})
+            assert keyed.status_code in (200, 400, 404), (method, path, keyed.text)
 
 
 # --- property tests over the routes the page uses: no payload makes a server error

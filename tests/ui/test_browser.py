@@ -420,6 +420,82 @@ def test_enter_to_answer_stays_flat_over_ten_turns(open_page: Any) -> None:
     assert len(sizes) == 12 and max(sizes) < 1000, sizes  # a turn sends its question, not the conversation
 
 
+# --- managing articles and exporting, from the page
+
+LIGHTHOUSE = "Leuchtturm von Beispielhausen"
+LIGHTHOUSE_TEXT = (
+    '---\ntitle: Der Leuchtturm von Beispielhausen\ndate: "2024-05-02"\n---\n'
+    "Der Leuchtturm von Beispielhausen wurde 1888 gebaut und ist 40 Meter hoch.\n\n"
+    "Seit 1975 steht er unter Denkmalschutz.\n"
+)
+
+
+def test_an_article_is_uploaded_asked_about_deleted_and_the_chat_exported(
+    open_page: Any, server: Server
+) -> None:
+    s = open_page()
+    page = s.page
+    title = f"Der {LIGHTHOUSE}"
+    corpus, status = page.locator("#rag-corpus"), page.locator("#rag-manage-status")
+    page.fill("#rag-key input", KEY)
+    page.set_input_files(
+        "#rag-upload-file",
+        files=[{"name": "leuchtturm.md", "mimeType": "text/markdown", "buffer": LIGHTHOUSE_TEXT.encode()}],
+    )
+    page.get_by_role("button", name="Hochladen · Upload", exact=True).click()
+    page.wait_for_function(
+        f"document.querySelector('#rag-corpus').innerText.includes({json.dumps(title)})", timeout=120_000
+    )  # the list updates in place: no reload
+    assert f"Hinzugefügt · Added: {title}" in status.inner_text()
+    status.scroll_into_view_if_needed()
+    s.shot("manage-uploaded")
+
+    question = f"Wann wurde der {LIGHTHOUSE} gebaut?"
+    expected = httpx.post(f"{server.url}/ask", json={"question": question}, timeout=60).json()
+    citation = expected["citations"][0]
+    turn = _ask(page, question)
+    link = turn.locator("a.rag-ref").first
+    assert citation["title"] == title and link.get_attribute("aria-label") == f"Quelle 1: {title}"
+    turn.locator("summary").click()
+    card = turn.locator(".rag-card").first
+    assert card.locator("mark.rag-cite").inner_text() == citation["quote"]
+    assert "2024-05-02" in card.inner_text()
+    s.shot("manage-cited")
+
+    named = corpus.get_by_role("button", name=f"Löschen: {title}")
+    delete = corpus.locator(f"[data-delete='{named.get_attribute('data-delete')}']")
+    delete.click()
+    assert delete.inner_text() == "Wirklich löschen?"  # asks once more, on the button itself
+    delete.click()
+    page.wait_for_function(
+        f"!document.querySelector('#rag-corpus').innerText.includes({json.dumps(title)})", timeout=120_000
+    )
+    assert f"Gelöscht · Deleted: {title}" in status.inner_text()
+    gone = httpx.get(f"{server.url}/documents", timeout=10).json()
+    assert title not in {d["title"] for d in gone["documents"]}
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Gespräch exportieren · Export the chat (Markdown)").click()
+    assert download.value.suggested_filename.endswith(".md")
+    markdown = Path(download.value.path()).read_text(encoding="utf-8")
+    where = f"`{citation['doc_id']}`, Zeichen {citation['start']}–{citation['end']}"
+    assert f"## 1. {question}" in markdown and expected["answer"] in markdown
+    assert f"[1] **{title}**, 2024-05-02; {where}" in markdown and f"  > {citation['quote']}" in markdown
+    status.scroll_into_view_if_needed()
+    s.shot("manage-deleted")
+
+    page.fill("#rag-key input", "not-the-key")  # a wrong key changes nothing and is said to be wrong
+    corpus.locator(f"[data-delete='{gone['documents'][0]['doc_id']}']").dblclick()
+    page.wait_for_function(
+        "document.querySelector('#rag-manage-status').innerText.includes('stimmt nicht')", timeout=60_000
+    )
+    assert httpx.get(f"{server.url}/documents", timeout=10).json()["count"] == gone["count"]
+    html = page.content() + markdown
+    assert KEY not in html and "not-the-key" not in html  # the key is never echoed into the page
+    assert KEY not in server.log.read_text(encoding="utf-8")  # nor logged
+    assert s.recorder.outside(server.url) == [] and s.recorder.blocked == []
+
+
 # --- safety: the article's markup stays text (this uploads an article, so it runs last)
 
 

@@ -152,7 +152,10 @@ def test_a_decline_leads_with_its_badge_and_marks_the_best_sentence_of_each_clos
     assert "Nächstliegende Stellen (1) · keine Antwort darin" in out and "rag-abstained" in out
     assert '<mark class="rag-near-mark">The harbour opened in 1888.</mark>' in out
     assert "Sicherheit: zu gering für eine Antwort (12 %)" in out and "rag-ref" not in out
-    assert render.sources(declined) == {"p1": Source(doc.doc_id, start, end, doc.text[start:end], near=True)}
+    near = Source(
+        doc.doc_id, start, end, doc.text[start:end], near=True, title=doc.meta.title, date="2024-01"
+    )
+    assert render.sources(declined, lambda _: doc) == {"p1": near}
 
 
 def test_labels_follow_the_answers_language() -> None:

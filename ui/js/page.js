@@ -52,8 +52,67 @@
   };
   window.ragPanelOpened = () => document.body.classList.add("rag-panel-open");
 
+  // Managing articles: the chosen file is read here and sent as text (articles.js), a deletion asks once
+  // more on the button itself, and the conversation is exported as Markdown (exporter.js).
+  const manageStatus = (text) => {
+    const box = document.querySelector("#rag-manage-status .rag-manage-msg");
+    if (box) box.textContent = text;
+  };
+  const sendUpload = (form) => {
+    const input = form && form.querySelector("input[type=file]");
+    const file = input && input.files && input.files[0];
+    if (!file) {
+      manageStatus("Bitte zuerst eine Datei wählen. · Choose a file first.");
+      return;
+    }
+    const max = Number(form.dataset.maxBytes || 0);
+    if (max && file.size > max) {
+      manageStatus(`Die Datei ist größer als ${max} Bytes. · The file is larger than ${max} bytes.`);
+      return;
+    }
+    const reader = new FileReader();
+    reader.onload = () => {
+      const data = String(reader.result).split(",", 2)[1] || "";
+      manageStatus("Wird hochgeladen … · Uploading …");
+      window.dispatchEvent(new CustomEvent("rag-upload", { detail: JSON.stringify({ name: file.name, data }) }));
+      input.value = "";
+    };
+    reader.readAsDataURL(file);
+  };
+  const askToDelete = (button) => {
+    if (button.dataset.armed) {
+      manageStatus("Wird gelöscht … · Deleting …");
+      window.dispatchEvent(new CustomEvent("rag-delete", { detail: button.dataset.delete }));
+      return;
+    }
+    const [text, name] = [button.textContent, button.getAttribute("aria-label")];
+    button.dataset.armed = "1";
+    button.textContent = "Wirklich löschen?";
+    button.setAttribute("aria-label", `Wirklich löschen? ${button.dataset.title || ""}`);
+    setTimeout(() => {
+      delete button.dataset.armed;
+      button.textContent = text;
+      button.setAttribute("aria-label", name);
+    }, 4000);
+  };
+
   document.addEventListener("click", (event) => {
     const target = event.target instanceof Element ? event.target : null;
+    const upload = target && target.closest("[data-upload]");
+    if (upload) {
+      sendUpload(upload.closest(".rag-upload"));
+      return;
+    }
+    const remove = target && target.closest("[data-delete]");
+    if (remove) {
+      askToDelete(remove);
+      return;
+    }
+    if (target && target.closest("[data-export]")) {
+      requests += 1;
+      window.dispatchEvent(new CustomEvent("rag-export", { detail: `export:${requests}` }));
+      return;
+    }
     const open = target && target.closest("[data-open]");
     if (open) {
       event.preventDefault();

@@ -221,6 +221,7 @@ def embedder_info(embedder: Embedder) -> dict[str, Any]:
     return dict(info()) if callable(info) else {"backend": type(embedder).__name__}
 
 
+# Over 40 lines on purpose: the one factory: each backend's choice and fallback read best in one place.
 def create_embedder(
     name: str,
     device: str = "cpu",

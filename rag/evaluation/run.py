@@ -63,6 +63,7 @@ def judge_answer(question: Question, answer: Answer, ms: float, originals: dict[
     return judge(question.gold, retrieved, answer.abstained, answer.answer, cited, originals, ms)
 
 
+# Over 40 lines on purpose: the report's sections in the order they are measured, each a few lines.
 def evaluate_squad(
     squad: SquadSet,
     settings: Settings,

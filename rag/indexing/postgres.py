@@ -134,6 +134,7 @@ class PostgresStore:
             )
         return snap, report
 
+    # Over 40 lines on purpose: one transaction: its steps must read together.
     def _update_locked(
         self,
         conn: psycopg.Connection,

@@ -25,14 +25,13 @@ import os
 import subprocess
 import sys
 import threading
-import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from rag.errors import BadDocumentError
+from rag.ingest.extracted import MAX_CHARS, Extracted, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +39,9 @@ EXTRACTED_SUFFIXES = (".html", ".htm", ".pdf")
 MAX_SOURCE_BYTES = 50 * 1024 * 1024  # a news PDF with photos is a few MB; the upload limit is lower still
 MAX_SECONDS = 30.0  # a 200-page PDF takes 0.4 s, a news page 2 ms; starting the worker 0.2 s
 MAX_MEMORY = 1024 * 1024 * 1024  # the worker's address space: it needs ~60 MB with both parsers loaded
-MAX_CHARS = 2_000_000  # as much text as the largest .txt upload (RAG_MAX_UPLOAD_BYTES, 2 MB)
 MIN_ARTICLE_CHARS = 200  # less than two sentences of prose: a page of links, not an article
 _SENTENCE_END = (".", "!", "?", '"', "“", "”", "«", "»", ":")
 _CACHE_CHARS = 50_000_000  # extracted texts kept in memory, so rebuilding the index re-extracts nothing
-_LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"})
-
-
-@dataclass(frozen=True)
-class Extracted:
-    """An HTML or PDF article as text: paragraphs separated by blank lines, the metadata found in the file
-    (``title``, ``date``, ``author``, ``source``, ``url``, unchecked) and, for a PDF, the offset at which
-    each page starts (``pages[0] == 0``; empty for HTML)."""
-
-    text: str
-    meta: dict[str, str] = field(default_factory=dict)
-    pages: tuple[int, ...] = ()
 
 
 def extract(data: bytes, name: str) -> Extracted:
@@ -194,7 +180,7 @@ def run_worker(requests: int, answers: int, memory: int) -> None:  # pragma: no 
     import resource
 
     from rag.ingest.pdf_text import (
-        read_pdf,  # the worker alone reads files (rag.ingest.pdf_text imports this module)
+        read_pdf,  # imported by the worker alone: only it reads files
     )
 
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
@@ -240,12 +226,6 @@ def _html(data: bytes) -> Extracted:
         "url": found.url,
     }
     return Extracted(clean_text(text), {k: v for k, v in meta.items() if v})
-
-
-def clean_text(text: str) -> str:
-    """Ligatures as letters, control characters as spaces: what a reader copying the text would get."""
-    text = text.translate(_LIGATURES)
-    return "".join(" " if unicodedata.category(ch) == "Cc" and ch != "\n" else ch for ch in text)
 
 
 _CACHE = _Cache(_CACHE_CHARS)

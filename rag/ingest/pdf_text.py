@@ -5,7 +5,7 @@ where the white space above the next line exceeds the page's usual white space b
 quartile, so that a few wide gaps do not raise it; at most half a font height) by over
 :data:`PARAGRAPH_GAP` font heights, or where the font height changes by over a fifth (a heading). A hyphen
 pdfium marks as a line-end break is dropped before a lower-case letter ("Bundes-|regierung"). Every page
-starts a new paragraph, and :attr:`~rag.ingest.extract.Extracted.pages` records where each page starts, so
+starts a new paragraph, and :attr:`~rag.ingest.extracted.Extracted.pages` records where each page starts, so
 that
 a citation knows its page. The title and author come from the document's properties (else a short first
 line is the title); the date is not guessed, since a PDF's creation date is when it was printed.
@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from rag.errors import BadDocumentError
-from rag.ingest.extract import MAX_CHARS, Extracted, clean_text
+from rag.ingest.extracted import MAX_CHARS, Extracted, clean_text
 
 MAX_PAGES = 1000
 # White space between two lines' font boxes, in font heights: ~0.3 inside a paragraph of 11 pt type on 17 pt
@@ -37,7 +37,7 @@ def read_pdf(data: bytes) -> Extracted:
 
     Raises:
         BadDocumentError: encrypted, damaged, no text layer, over :data:`MAX_PAGES` pages or
-            :data:`~rag.ingest.extract.MAX_CHARS` characters.
+            :data:`~rag.ingest.extracted.MAX_CHARS` characters.
     """
     import pypdfium2 as pdfium
 

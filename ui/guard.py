@@ -8,7 +8,8 @@ app and
   the event queue and ``run/predict``); every other path is a 404;
 - refuses an event payload that holds a file object (a JSON object with a ``"path"``): the chat takes no
   files, and Gradio would copy such a path into its cache and serve it back;
-- refuses an event for a handler the page does not have, through the other route than the page uses for it,
+- routes only the events listed in :data:`EVENTS` (each added on purpose); refuses an event for a handler
+  the page does not have, through the other route than the page uses for it,
   with another number of inputs than it takes, or without a session (Gradio answers those with a 500);
 - answers every error as ``{"detail": ...}`` JSON, without the paths or tracebacks Gradio's own error
   pages can carry.
@@ -38,6 +39,10 @@ _GET_EXACT = frozenset(
 _GET_PREFIXES = ("/assets/", "/static/", "/gradio_api/heartbeat/")
 # POST: events through the queue, events sent without it (queue=False), and cancelling one.
 _POST_EXACT = frozenset({"/gradio_api/queue/join", "/gradio_api/run/predict", "/gradio_api/cancel"})
+# The page's events by name, each added here on purpose: an event of the page that is not listed stops the
+# server at start (:func:`page_events`), so no handler becomes reachable unnoticed. ``filters`` keeps the
+# filter controls' values (dates and sources) with the session's conversation.
+EVENTS = frozenset({"load_example", "ask", "ask_example", "open_article", "filters", "corpus"})
 _SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the page makes an 11-character random one
 _DETAILS = {
     400: "the chat request is not valid",
@@ -75,6 +80,18 @@ class Event:
 
     inputs: int  # values its request must carry in "data"
     queued: bool  # sent through /gradio_api/queue/join; otherwise through /gradio_api/run/predict
+
+
+def page_events(fns: dict[int, Any]) -> dict[int, Event]:
+    """The page's event handlers (Gradio's ``blocks.fns``) as the guard checks them, by ``fn_index``.
+
+    Raises:
+        RuntimeError: a handler whose name is not in :data:`EVENTS`.
+    """
+    unlisted = sorted(str(fn.api_name) for fn in fns.values() if fn.api_name not in EVENTS)
+    if unlisted:
+        raise RuntimeError(f"chat events not in ui.guard.EVENTS: {', '.join(unlisted)}")
+    return {i: Event(len(fn.inputs), bool(fn.queue)) for i, fn in fns.items()}
 
 
 class GradioGuard:

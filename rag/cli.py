@@ -13,9 +13,11 @@ import typer
 from rag.types import MAX_TOP_K
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from rag.pipeline import Pipeline
     from rag.settings import Settings
-    from rag.types import Answer
+    from rag.types import Answer, Filters
 
 app = typer.Typer(
     help="Ask questions about news articles; every answer sentence is quoted and cited.",
@@ -28,6 +30,17 @@ log = logging.getLogger("rag.cli")
 CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Article folder [env RAG_CORPUS_DIR].")]
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env RAG_INDEX_DIR].")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="Only articles dated on or after this day (YYYY-MM-DD).")
+]
+ToOpt = Annotated[
+    str | None, typer.Option("--to", help="Only articles dated on or before this day (YYYY-MM-DD).")
+]
+SourceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--source", help="Only articles from this source (repeatable: any of them)."),
+]
+DocOpt = Annotated[list[str] | None, typer.Option("--doc", help="Only this article, by id (repeatable).")]
 
 
 def _settings(verbose: bool = False, **overrides: Any) -> Settings:
@@ -86,18 +99,49 @@ def ask(
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     verbose: VerboseOpt = False,
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    sources: SourceOpt = None,
+    doc_ids: DocOpt = None,
 ) -> None:
     """Answer a question from the articles, with the quoted sentences and where they stand."""
+    filters = _filters(date_from, date_to, sources, doc_ids)
     settings = _settings(verbose, corpus=corpus, index=index, top_k=top_k)
     pipeline = _pipeline(settings)
     pipeline.update_index(progress=sys.stderr.isatty())
     if question is not None:
-        _print_answer(pipeline.ask(question), as_json)
+        _print_answer(pipeline.ask(question, filters=filters), as_json)
         return
-    _interactive(pipeline, as_json)
+    _interactive(pipeline, as_json, filters)
 
 
-def _interactive(pipeline: Pipeline, as_json: bool) -> None:
+def _filters(
+    date_from: str | None, date_to: str | None, sources: list[str] | None, doc_ids: list[str] | None
+) -> Filters | None:
+    """The ``rag ask`` filter flags as :class:`~rag.types.Filters` (None when none is given)."""
+    from rag.types import Filters
+
+    first, last = _day(date_from, "--from"), _day(date_to, "--to")
+    if first and last and first > last:
+        raise typer.BadParameter("--from is after --to")
+    filters = Filters(first, last, tuple(sources or ()), tuple(doc_ids or ()))
+    return filters if filters.active else None
+
+
+def _day(value: str | None, flag: str) -> date | None:
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{flag} takes a day written YYYY-MM-DD, such as 2024-07-01") from None
+
+
+def _interactive(pipeline: Pipeline, as_json: bool, filters: Filters | None = None) -> None:
     from rag.errors import RagError
     from rag.retrieval.followup import Turn
 
@@ -112,7 +156,7 @@ def _interactive(pipeline: Pipeline, as_json: bool) -> None:
         if not question:
             return
         try:
-            answer = pipeline.ask(question, history=history)
+            answer = pipeline.ask(question, history=history, filters=filters)
         except RagError as exc:
             typer.echo(f"error: {exc.message}", err=True)
             continue
@@ -125,10 +169,18 @@ def _print_answer(answer: Answer, as_json: bool) -> None:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
     typer.echo(answer.answer)
+    if answer.filters:
+        f = answer.filters
+        undated = f", {f.undated_excluded} undated left out by the date filter" if f.undated_excluded else ""
+        typer.echo(f"\n(filtered: {f.documents} matching articles searched{undated})")
     if answer.citations:
-        typer.echo("\nSources:" if answer.language == "en" else "\nQuellen:")
+        en = answer.language == "en"
+        newest = ""
+        if answer.citation_order == "newest_first":  # the cited articles' dates differ
+            newest = " (newest first)" if en else " (neueste zuerst)"
+        typer.echo(("\nSources" if en else "\nQuellen") + newest + ":")
         for c in answer.citations:
-            date = f", {c.date}" if c.date else ""
+            date = f", {c.date}" if c.date else (", undated" if newest else "")
             page = f", page {c.page}" if c.page is not None else ""
             typer.echo(f"  [{c.n}] {c.title}{date} ({c.doc_id}{page}, characters {c.start}-{c.end})")
     else:

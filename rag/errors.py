@@ -82,3 +82,7 @@ class WritesDisabledError(RagError):
 
 class BadRequestError(RagError):
     status_code = 422
+
+
+class NothingMatchesError(BadRequestError):
+    """A question's filters leave no article to search: said as such, never as an abstention."""

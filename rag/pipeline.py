@@ -25,6 +25,7 @@ from rag.indexing.local import LocalStore
 from rag.indexing.protocol import IndexSnapshot, IndexStore
 from rag.ingest.corpus import CorpusWriter
 from rag.ingest.loading import doc_id_for, text_hash
+from rag.retrieval.filters import resolve as resolve_filters
 from rag.retrieval.followup import Turn, resolve_question
 from rag.retrieval.hybrid import RetrievalConfig, retrieve
 from rag.retrieval.query import Query
@@ -32,7 +33,16 @@ from rag.retrieval.terms import translated_query
 from rag.settings import Settings
 from rag.text.language import detect_language, other_language
 from rag.text.lexicon import Lexicon, NoLexicon, Translate, load_lexicon
-from rag.types import MAX_QUESTION_CHARS, MAX_TOP_K, Answer, Document, DocumentMeta, Hit
+from rag.types import (
+    MAX_QUESTION_CHARS,
+    MAX_TOP_K,
+    Answer,
+    Document,
+    DocumentMeta,
+    FilterReport,
+    Filters,
+    Hit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +127,25 @@ class Pipeline:
         return self._model_loaded
 
     # --- questions
-    def ask(self, question: str, top_k: int | None = None, history: Sequence[Turn] = ()) -> Answer:
+    def ask(
+        self,
+        question: str,
+        top_k: int | None = None,
+        history: Sequence[Turn] = (),
+        filters: Filters | None = None,
+    ) -> Answer:
+        """Answer ``question`` from the articles ``filters`` leave (all without).
+
+        Raises:
+            NothingMatchesError: the filters leave no article (422), rather than an abstention.
+        """
         question = _clean_question(question)
         k = top_k or self.settings.retrieval.top_k
         if not 1 <= k <= MAX_TOP_K:
             raise BadRequestError(f"top_k must be between 1 and {MAX_TOP_K}")
         snap = self.snapshot
         started = time.perf_counter()
-        query, hits = self.search(snap, question, max(k, self.composer.context_chunks), history)
+        query, hits = self.search(snap, question, max(k, self.composer.context_chunks), history, filters)
         retrieved = time.perf_counter()
         answer = compose(snap, query, hits, k, self.composer)
         done = time.perf_counter()
@@ -133,24 +154,39 @@ class Pipeline:
             "compose": round((done - retrieved) * 1000, 2),
             "total": round((done - started) * 1000, 2),
         }
-        return replace(answer, timings_ms=timings, resolved_question=query.text)
+        scope = query.scope
+        report = FilterReport(scope.documents, scope.undated_excluded) if scope else None
+        return replace(answer, timings_ms=timings, resolved_question=query.text, filters=report)
 
     def search(
-        self, snap: IndexSnapshot, question: str, depth: int, history: Sequence[Turn] = ()
+        self,
+        snap: IndexSnapshot,
+        question: str,
+        depth: int,
+        history: Sequence[Turn] = (),
+        filters: Filters | None = None,
     ) -> tuple[Query, list[Hit]]:
         """The question as every later stage reads it, and its best ``depth`` chunks in ``snap``."""
-        query = self.query(snap, question, history)
+        query = self.query(snap, question, history, filters)
         return query, retrieve(snap, query, depth, self.retrieval)
 
-    def query(self, snap: IndexSnapshot, question: str, history: Sequence[Turn] = ()) -> Query:
-        """The question resolved against the chat, embedded, its language told and its words translated."""
+    def query(
+        self,
+        snap: IndexSnapshot,
+        question: str,
+        history: Sequence[Turn] = (),
+        filters: Filters | None = None,
+    ) -> Query:
+        """The question resolved against the chat, embedded, its language told and its words translated,
+        with the articles its filters leave (resolved first: a filter that leaves none fails at once)."""
+        scope = resolve_filters(snap, filters) if filters and filters.active else None
         text = resolve_question(question, history, snap.analyzer)
         vector = self.embedder.embed_queries([text])[0]
         corpus = snap.analyzer.language  # chosen at build time, not recounted per question
         language = detect_language(question, default=corpus)
         translate = self.translator(language, corpus)
         lexical = translated_query(snap, text, translate) if translate else text
-        return Query(question, text, vector, language, corpus, lexical, translate)
+        return Query(question, text, vector, language, corpus, lexical, translate, scope)
 
     def translator(self, source: str, target: str) -> Translate | None:
         """Word translations from the question's language into the articles', when the two differ; a new one

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any, Literal
 
 BlockKind = Literal["paragraph", "heading"]
@@ -129,6 +130,39 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Filters:
+    """Which articles a question may be answered from; every field optional, all given ones must hold (AND).
+
+    ``date_from`` and ``date_to`` are inclusive days; an empty ``sources`` or ``doc_ids`` does not restrict.
+    How an article's date (perhaps only a month) compares: :mod:`rag.retrieval.filters`.
+    """
+
+    date_from: date | None = None
+    date_to: date | None = None
+    sources: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.date_from or self.date_to or self.sources or self.doc_ids)
+
+    @property
+    def by_date(self) -> bool:
+        return self.date_from is not None or self.date_to is not None
+
+
+@dataclass(frozen=True)
+class FilterReport:
+    """What a filter left of the corpus: the articles searched, and those left out only for having no date."""
+
+    documents: int
+    undated_excluded: int
+
+
+CitationOrder = Literal["relevance", "newest_first"]
+
+
+@dataclass(frozen=True)
 class Answer:
     """The product's answer; :meth:`to_dict` is the JSON contract served by ``POST /ask``."""
 
@@ -141,6 +175,8 @@ class Answer:
     confidence: float = 0.0  # estimated probability that the articles answer the question
     timings_ms: dict[str, float] = field(default_factory=dict)
     resolved_question: str = ""  # what retrieval searched for: the question, or a follow-up with its chat
+    filters: FilterReport | None = None  # None: the question was not filtered
+    citation_order: CitationOrder = "relevance"  # newest_first: the cited articles have different dates
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,4 +188,6 @@ class Answer:
             "citations": [asdict(c) for c in self.citations],
             "passages": [asdict(p) for p in self.passages],
             "timings_ms": dict(self.timings_ms),
+            "filters": asdict(self.filters) if self.filters else None,
+            "citation_order": self.citation_order,
         }

@@ -123,3 +123,37 @@ def test_index_built_with_another_model_is_a_clear_error(seed_corpus: Path, tmp_
         "re-embedding the whole corpus now, because the index was built with model test:words (64 "
         "dimensions), but the settings ask for test:words-32 (32 dimensions)"
     ) in rebuilt.stderr
+
+
+def test_ask_filters_by_date_source_and_document(tmp_path: Path) -> None:
+    corpus = ROOT / "tests" / "data" / "dated"
+    question = "Wie viele Liegeplätze hat der Hafen von Beispielstadt?"
+    both = run(["ask", question, "--corpus", str(corpus)], tmp_path)
+    assert both.returncode == 0, both.stderr
+    assert "Quellen (neueste zuerst):" in both.stdout and "2024-08-20" in both.stdout
+    assert both.stdout.index("2024-08-20 (") < both.stdout.index("2024-07 (")
+
+    july = run(["ask", question, "--corpus", str(corpus), "--to", "2024-07-31", "--json"], tmp_path)
+    body = json.loads(july.stdout)
+    assert body["filters"] == {"documents": 1, "undated_excluded": 1}
+    assert {c["date"] for c in body["citations"]} == {"2024-07"}
+
+    text = run(["ask", question, "--corpus", str(corpus), "--source", "Reuters", "--source", "x"], tmp_path)
+    assert text.returncode == 0 and "(filtered: 1 matching articles searched)" in text.stdout
+    doc = body["citations"][0]["doc_id"]
+    one = run(["ask", question, "--corpus", str(corpus), "--doc", doc, "--json"], tmp_path)
+    assert {c["doc_id"] for c in json.loads(one.stdout)["citations"]} == {doc}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--from", "2030-01-01"], "error: no article matches the filters (dates 2030-01-01 to any)"),
+        (["--from", "2024-07"], "--from takes a day written YYYY-MM-DD"),
+        (["--from", "2024-08-01", "--to", "2024-07-01"], "--from is after --to"),
+    ],
+)
+def test_ask_with_a_bad_or_empty_filter_says_so(tmp_path: Path, flags: list[str], message: str) -> None:
+    corpus = ROOT / "tests" / "data" / "dated"
+    out = run(["ask", "Wie viele Liegeplätze?", "--corpus", str(corpus), *flags], tmp_path)
+    assert out.returncode != 0 and message in out.stderr and "Traceback" not in out.stderr

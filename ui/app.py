@@ -14,7 +14,8 @@ import logging
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,14 @@ import gradio as gr
 from fastapi import FastAPI
 from starlette.routing import Mount
 
-from rag.errors import DocumentNotFoundError, RagError
+from rag.errors import BadRequestError, DocumentNotFoundError, RagError
 from rag.pipeline import Pipeline
 from rag.text.language import detect_language
-from rag.types import MAX_QUESTION_CHARS, Document
+from rag.types import MAX_QUESTION_CHARS, Document, Filters
 from ui import render
-from ui.conversation import Conversation
+from ui.conversation import Conversation, PageFilters
 from ui.export import conversation_markdown
-from ui.guard import Event, GradioGuard, unlisted
+from ui.guard import GradioGuard, page_events
 from ui.manage import Articles, accepted_suffixes, status_html
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ EXAMPLES = [
     "Who is Maria Zakharova?",
 ]
 _CONCURRENCY = 4  # questions answered at once; reads share one immutable index snapshot
+_DATE_CHARS = 10  # YYYY-MM-DD
+_SOURCES, _SOURCE_CHARS = 200, 200  # a filter's sources, and each one's length (the API's limits)
 _FAILED = {
     "de": "Die Frage konnte nicht beantwortet werden; der Fehler wurde protokolliert.",
     "en": "The question could not be answered; the error was logged.",
@@ -82,7 +85,8 @@ class Chat:
         turn = conversation.count + 1
         language = detect_language(question)
         try:
-            answer = self.pipeline.ask(question, history=conversation.turns())
+            filters = read_filters(conversation.filters)
+            answer = self.pipeline.ask(question, history=conversation.turns(), filters=filters)
         except RagError as exc:
             return self._failed(turn, question, exc.message, language, conversation)
         except Exception:  # a bug, not the user's doing: logged, and the chat goes on
@@ -119,11 +123,59 @@ class Chat:
         markdown = conversation_markdown(conversation, datetime.now(UTC))
         return json.dumps({"request": request, "markdown": markdown}, ensure_ascii=False)
 
+    def on_load(self) -> tuple[str, Any]:
+        """The page as it opens: the list of articles, and their sources as the filter's choices."""
+        documents = self.pipeline.documents()
+        sources = sorted({d.meta.source for d in documents if d.meta.source}, key=str.casefold)
+        return render.corpus_html(documents), gr.update(choices=sources)
+
+    @staticmethod
+    def set_filters(date_from: Any, date_to: Any, sources: Any, conversation: Any) -> Conversation:
+        """Keep the filter controls' values with the conversation (read when the next question is asked)."""
+        if not isinstance(conversation, Conversation):
+            conversation = Conversation()
+        picked = sources if isinstance(sources, list) else []
+        kept = tuple(s[:_SOURCE_CHARS] for s in picked if isinstance(s, str))[:_SOURCES]
+        page = PageFilters(_short(date_from), _short(date_to), kept)
+        return replace(conversation, filters=page)
+
     def _lookup(self, doc_id: str) -> Document | None:
         try:
             return self.pipeline.document(doc_id)
         except DocumentNotFoundError:
             return None
+
+
+def read_filters(page: PageFilters) -> Filters | None:
+    """The page's filter controls as :class:`~rag.types.Filters` (None when none is set).
+
+    Raises:
+        BadRequestError: a date that is not a day written YYYY-MM-DD, or a range that ends before it starts.
+    """
+    first, last = _day(page.date_from, "from"), _day(page.date_to, "to")
+    if first and last and first > last:
+        raise BadRequestError(f"the filter's dates are the wrong way round: {first} is after {last}")
+    filters = Filters(first, last, page.sources)
+    return filters if filters.active else None
+
+
+def _day(text: str, which: str) -> date | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if len(text) != len("2024-07-01"):
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadRequestError(
+            f"the filter's {which} date {text!r} is not a day written YYYY-MM-DD (JJJJ-MM-TT), "
+            "such as 2024-07-01"
+        ) from None
+
+
+def _short(value: Any) -> str:
+    return value[:_DATE_CHARS] if isinstance(value, str) else ""
 
 
 # Over 40 lines on purpose: the page's components in the order they appear.
@@ -156,6 +208,12 @@ def build_ui(pipeline: Pipeline) -> gr.Blocks:
                                 apply_default_css=False)  # fmt: skip
                 opener = gr.HTML("", html_template="", js_on_load=_js("opener"), elem_id="rag-opener",
                                  padding=False, apply_default_css=False)  # fmt: skip
+                with gr.Accordion("Filter · Filters", open=False, elem_id="rag-filters"):
+                    date_from = gr.Textbox(label="Von · From (JJJJ-MM-TT)", placeholder="2024-07-01",
+                                           max_length=_DATE_CHARS, elem_id="rag-from")  # fmt: skip
+                    date_to = gr.Textbox(label="Bis · To (JJJJ-MM-TT)", placeholder="2024-12-31",
+                                         max_length=_DATE_CHARS, elem_id="rag-to")  # fmt: skip
+                    picker = gr.CheckboxGroup([], label="Quellen · Sources", elem_id="rag-sources")
                 _export(chat, state)
                 gr.HTML(render.static_html("about"), padding=False, apply_default_css=False, js_on_load=None)
                 corpus_list = _articles(pipeline)
@@ -168,7 +226,15 @@ def build_ui(pipeline: Pipeline) -> gr.Blocks:
         opener.open(  # the custom event that opener.js triggers (gr.HTML makes it from its js_on_load)
             chat.open_article, [opener, state], [panel], api_name="open_article", show_progress="hidden"
         )
-        demo.load(chat.corpus, None, corpus_list, show_progress="hidden")
+        gr.on(  # one event for the three controls: their values are kept with the conversation
+            [date_from.change, date_to.change, picker.change],
+            chat.set_filters,
+            [date_from, date_to, picker, state],
+            [state],
+            api_name="filters",
+            show_progress="hidden",
+        )
+        demo.load(chat.on_load, None, [corpus_list, picker], api_name="corpus", show_progress="hidden")
     return demo
 
 
@@ -257,11 +323,7 @@ def mount(app: FastAPI, pipeline: Pipeline, cache_dir: Path, path: str = "/") ->
     _empty(cache_dir)  # after mounting: Gradio makes folders for features this page does not route
     gradio = app.router.routes[-1]
     assert isinstance(gradio, Mount), "mount_gradio_app adds its app as the last route"
-    missing = unlisted([fn.api_name for fn in blocks.fns.values()])
-    if missing:
-        raise RuntimeError(f"the page has events the guard does not list (ui.guard.EVENTS): {missing}")
-    events = {i: Event(len(fn.inputs), bool(fn.queue)) for i, fn in blocks.fns.items()}
-    gradio.app = GradioGuard(gradio.app, events)
+    gradio.app = GradioGuard(gradio.app, page_events(blocks.fns))
     started = app.router.lifespan_context
 
     @asynccontextmanager

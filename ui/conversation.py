@@ -3,12 +3,13 @@
 Each exchange keeps the question, the plain answer (read back for follow-up questions) and, for each card
 of the answer, the span it marks in its article, so that an article is opened on demand by a short
 request (``"3:c1"``: turn 3, citation 1) instead of travelling with every message. The rendered HTML is
-never kept: the page holds it, and no turn resends the ones before it.
+never kept: the page holds it, and no turn resends the ones before it. The page's filter controls are kept
+beside it (:class:`PageFilters`), set by their own event, so a question still sends only its text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rag.http.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS
 from rag.retrieval.followup import Turn
@@ -44,13 +45,24 @@ class Exchange:
 
 
 @dataclass(frozen=True)
+class PageFilters:
+    """The page's filter controls as last set, as text (read into :class:`rag.types.Filters` when a
+    question is asked, so a half-typed date is no error until then)."""
+
+    date_from: str = ""
+    date_to: str = ""
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Conversation:
     exchanges: tuple[Exchange, ...] = ()
     count: int = 0  # turns asked so far, also those no longer kept
+    filters: PageFilters = PageFilters()
 
     def add(self, question: str, answer: str, language: str, sources: dict[str, Source]) -> Conversation:
         exchange = Exchange(self.count + 1, question, answer, language, sources)
-        return Conversation((*self.exchanges, exchange)[-KEPT:], self.count + 1)
+        return replace(self, exchanges=(*self.exchanges, exchange)[-KEPT:], count=self.count + 1)
 
     def turns(self) -> list[Turn]:
         """The chat for follow-up questions: the last ``MAX_HISTORY_TURNS`` messages, each at most

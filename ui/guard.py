@@ -8,7 +8,8 @@ app and
   the event queue and ``run/predict``); every other path is a 404;
 - refuses an event payload that holds a file object (a JSON object with a ``"path"``): the chat takes no
   files, and Gradio would copy such a path into its cache and serve it back;
-- refuses an event for a handler the page does not have, through the other route than the page uses for it,
+- routes only the events listed in :data:`EVENTS` (each added on purpose); refuses an event for a handler
+  the page does not have, through the other route than the page uses for it,
   with another number of inputs than it takes, or without a session (Gradio answers those with a 500);
 - answers every error as ``{"detail": ...}`` JSON, without the paths or tracebacks Gradio's own error
   pages can carry.
@@ -40,7 +41,7 @@ _GET_PREFIXES = ("/assets/", "/static/", "/gradio_api/heartbeat/")
 _POST_EXACT = frozenset({"/gradio_api/queue/join", "/gradio_api/run/predict", "/gradio_api/cancel"})
 _SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the page makes an 11-character random one
 # The page's events by api_name. Each one is a way into the server, so it is listed here on purpose (and in
-# the README's Security table): ui.app.mount refuses to start with an event that is not.
+# the README's Security table): ui.app.mount refuses to start with an event that is not (page_events).
 EVENTS = frozenset(
     {
         "load_example",  # an example question into the box
@@ -51,6 +52,7 @@ EVENTS = frozenset(
         "upload_article",  # these two change the corpus: their handlers check RAG_API_KEY (ui/manage.py)
         "delete_article",
         "export_conversation",  # the conversation as Markdown, from the session's own state
+        "filters",  # the filter controls' values (dates, sources), kept with the session's conversation
     }
 )
 _DETAILS = {
@@ -83,17 +85,24 @@ def holds_file(payload: Any) -> bool:
     return False
 
 
-def unlisted(api_names: list[str | None]) -> list[str | None]:
-    """The page's events that :data:`EVENTS` does not list."""
-    return [name for name in api_names if name not in EVENTS]
-
-
 @dataclass(frozen=True)
 class Event:
     """An event handler of the page, as the guard checks requests for it."""
 
     inputs: int  # values its request must carry in "data"
     queued: bool  # sent through /gradio_api/queue/join; otherwise through /gradio_api/run/predict
+
+
+def page_events(fns: dict[int, Any]) -> dict[int, Event]:
+    """The page's event handlers (Gradio's ``blocks.fns``) as the guard checks them, by ``fn_index``.
+
+    Raises:
+        RuntimeError: a handler whose name is not in :data:`EVENTS`.
+    """
+    unlisted = sorted(str(fn.api_name) for fn in fns.values() if fn.api_name not in EVENTS)
+    if unlisted:
+        raise RuntimeError(f"chat events not in ui.guard.EVENTS: {', '.join(unlisted)}")
+    return {i: Event(len(fn.inputs), bool(fn.queue)) for i, fn in fns.items()}
 
 
 class GradioGuard:

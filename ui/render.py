@@ -52,6 +52,9 @@ LABELS = {
         "chars": "Zeichen",
         "error": "Das hat nicht geklappt",
         "no_date": "ohne Datum",
+        "filtered": "Gefiltert: {n} passende Artikel durchsucht",
+        "undated_out": ", {n} ohne Datum ausgelassen",
+        "newest_first": "Quellen verschiedenen Datums, neueste zuerst",
         "empty": "Keine Artikel im Korpus.",
         "open_quote": "„",
         "close_quote": "“",
@@ -78,6 +81,9 @@ LABELS = {
         "chars": "characters",
         "error": "That did not work",
         "no_date": "undated",
+        "filtered": "Filtered: {n} matching articles searched",
+        "undated_out": ", {n} undated left out",
+        "newest_first": "Sources of different dates, newest first",
         "empty": "No articles in the corpus.",
         "open_quote": "“",
         "close_quote": "”",
@@ -157,6 +163,7 @@ def turn_html(turn: int, question: str, answer: Answer, lookup: DocumentLookup) 
         sentences = [_quoted(c, kind, lab) for c in answer.citations]
     understood = answer.resolved_question if answer.resolved_question not in ("", question) else ""
     return _ENV.get_template("turn.html.j2").render(
+        notes=notes(answer, lab),
         turn=turn,
         question=question,
         language=answer.language,
@@ -171,10 +178,24 @@ def turn_html(turn: int, question: str, answer: Answer, lookup: DocumentLookup) 
     )
 
 
+def notes(answer: Answer, lab: dict[str, str]) -> list[str]:
+    """Lines under an answer: what a filter left of the corpus, and that its sources go newest first
+    (with each one's date) when their articles have different dates."""
+    out = []
+    if answer.filters:
+        f = answer.filters
+        line = lab["filtered"].format(n=f.documents)
+        out.append(line + (lab["undated_out"].format(n=f.undated_excluded) if f.undated_excluded else ""))
+    if answer.citation_order == "newest_first" and not answer.abstained:
+        dated = " · ".join(f"[{c.n}] {c.date or lab['no_date']}" for c in answer.citations)
+        out.append(f"{lab['newest_first']}: {dated}")
+    return out
+
+
 def error_html(turn: int, question: str, message: str, language: str) -> str:
     lab = labels(language)
     return _ENV.get_template("turn.html.j2").render(
-        turn=turn, question=question, language=language, status="error", lab=lab, understood="",
+        notes=[], turn=turn, question=question, language=language, status="error", lab=lab, understood="",
         sentences=[], text=message, confidence=None, copy="", cards=[],
     )  # fmt: skip
 

@@ -28,8 +28,9 @@ from rag.answering.features import (
 )
 from rag.answering.model import SHIPPED, UNTRANSLATED, ComposerModel, read_model
 from rag.indexing.protocol import IndexSnapshot
+from rag.retrieval.filters import date_period
 from rag.retrieval.query import Query
-from rag.types import Answer, Citation, Hit, Passage
+from rag.types import Answer, Citation, CitationOrder, Hit, Passage
 
 ABSTAIN_TEXT = {
     "de": "Dazu steht nichts in den Artikeln. Die nächstliegenden Stellen sind unten aufgeführt.",
@@ -66,9 +67,27 @@ def compose(snap: IndexSnapshot, query: Query, hits: list[Hit], top_k: int, cfg:
     language = query.language
     if not chosen:
         return Answer(query.question, ABSTAIN_TEXT[language], True, language, (), passages, confidence)
+    chosen, order = newest_first(snap, chosen)
     citations = tuple(_citation(snap, n, s) for n, s in enumerate(chosen, start=1))
     text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
-    return Answer(query.question, text, False, language, citations, passages, confidence)
+    return Answer(
+        query.question, text, False, language, citations, passages, confidence, citation_order=order
+    )
+
+
+def newest_first(snap: IndexSnapshot, chosen: list[Scored]) -> tuple[list[Scored], CitationOrder]:
+    """The answer's sentences newest article first, when the cited articles carry at least two different
+    dates (:func:`rag.retrieval.filters.date_period`: a partial date counts from its first day, so
+    ``2024-07`` comes after ``2024-07-15``); an undated article's sentences go last, and sentences of
+    equally dated articles keep the composer's order. Otherwise the composer's order stands."""
+    periods = [date_period(snap.documents[snap.sentence_doc[s.index]].meta.date) for s in chosen]
+    if len({p[0] for p in periods if p}) < 2:
+        return chosen, "relevance"
+    ranked = sorted(
+        range(len(chosen)),
+        key=lambda i: (periods[i] is None, -(p[0].toordinal() if (p := periods[i]) else 0), i),
+    )
+    return [chosen[i] for i in ranked], "newest_first"
 
 
 def score_sentences(snap: IndexSnapshot, query: Query, hits: list[Hit], cfg: ComposerConfig) -> Ranking:

@@ -142,7 +142,8 @@ router = APIRouter()
 def ask(body: AskRequest, pipeline: PipelineDep) -> dict[str, Any]:
     """Answer a question with quoted sentences from the articles, each cited with its exact offsets."""
     history = [Turn(t.role, t.content) for t in body.history]
-    return pipeline.ask(body.question, body.top_k, history).to_dict()
+    filters = body.filters.to_filters() if body.filters else None
+    return pipeline.ask(body.question, body.top_k, history, filters).to_dict()
 
 
 @router.get("/documents", response_model=DocumentList, tags=["documents"])

@@ -5,14 +5,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from datetime import date
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rag.types import MAX_QUESTION_CHARS, MAX_TOP_K
+from rag.types import MAX_QUESTION_CHARS, MAX_TOP_K, Filters
 
 MAX_HISTORY_TURNS = 50
 MAX_TURN_CHARS = 10_000  # an answer quotes at most three sentences; a question is at most 2,000
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class _Request(BaseModel):
@@ -26,6 +29,56 @@ class TurnIn(_Request):
     content: str = Field(max_length=MAX_TURN_CHARS)
 
 
+MAX_FILTER_VALUES = 200  # sources or document ids in one filter
+
+
+class FiltersIn(_Request):
+    """Which articles to answer from; every field optional, the given ones combined with AND."""
+
+    date_from: date | None = Field(
+        None,
+        description="First day (YYYY-MM-DD), inclusive. An article dated only by month or year is kept "
+        "when any day of that period is in the range; an article without a date is left out by a date "
+        "filter (counted in the response's filters.undated_excluded).",
+        examples=["2024-07-01"],
+    )
+    date_to: date | None = Field(
+        None, description="Last day (YYYY-MM-DD), inclusive.", examples=["2024-12-31"]
+    )
+    sources: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_VALUES,
+        description="Articles from any of these sources (case-insensitive); empty: any source.",
+    )
+    doc_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_FILTER_VALUES, description="Only these articles; empty: all."
+    )
+
+    @field_validator("date_from", "date_to", mode="before")
+    @classmethod
+    def _day(cls, value: object) -> object:
+        # strict mode takes no string for a date: read exactly YYYY-MM-DD here, and say so when it is not
+        if isinstance(value, str):
+            if not _DAY.fullmatch(value):
+                raise ValueError("a date is written YYYY-MM-DD, such as 2024-07-01")
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value} is not a day of the calendar") from None
+        if value is None:
+            return None
+        raise ValueError("a date is written YYYY-MM-DD, such as 2024-07-01")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FiltersIn:
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError("date_from is after date_to")
+        return self
+
+    def to_filters(self) -> Filters:
+        return Filters(self.date_from, self.date_to, tuple(self.sources), tuple(self.doc_ids))
+
+
 class AskRequest(_Request):
     question: str = Field(
         min_length=1, max_length=MAX_QUESTION_CHARS, examples=["Wann wurde Nordkorea gegründet?"]
@@ -37,6 +90,9 @@ class AskRequest(_Request):
         default_factory=list,
         max_length=MAX_HISTORY_TURNS,
         description="Earlier turns of the conversation, oldest first, so that follow-ups are understood.",
+    )
+    filters: FiltersIn | None = Field(
+        None, description="Answer only from the articles these filters leave (none given: all articles)."
     )
 
     @field_validator("question")
@@ -88,6 +144,13 @@ class Timings(BaseModel):
     total: float
 
 
+class FilterReportOut(BaseModel):
+    documents: int = Field(description="Articles the filters left, which were searched.")
+    undated_excluded: int = Field(
+        description="Articles left out only because a date filter was given and they have no date."
+    )
+
+
 class AskResponse(BaseModel):
     answer: str = Field(description="Quoted sentences, each followed by its [n] marker; or the abstention.")
     abstained: bool
@@ -105,6 +168,15 @@ class AskResponse(BaseModel):
     citations: list[CitationOut]
     passages: list[PassageOut] = Field(description="The closest passages, best first (also on abstention).")
     timings_ms: Timings
+    filters: FilterReportOut | None = Field(
+        None, description="What the request's filters left of the corpus; null without filters."
+    )
+    citation_order: Literal["relevance", "newest_first"] = Field(
+        "relevance",
+        description="newest_first when the cited articles have different dates: the citations (and the "
+        "answer's sentences, numbered [1], [2], ... in that order) go from the newest article to the oldest, "
+        "undated ones last.",
+    )
 
 
 class DocumentSummary(BaseModel):

@@ -102,9 +102,15 @@ class PgSnapshot:
     def _params(self, **extra: Any) -> dict[str, Any]:
         return {"g": self.generation.number, **extra}
 
-    def dense_search(self, vector: np.ndarray, k: int) -> np.ndarray:
+    def dense_search(self, vector: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
         if not self.chunks or k <= 0:
             return np.zeros(0, dtype=np.int64)
+        if rows is not None:  # a filter's rows, scanned exactly as the local store does
+            allowed = np.asarray(rows, dtype=np.int64)
+            if not len(allowed):
+                return allowed
+            scores = self.chunk_vectors_for(allowed) @ vector.reshape(-1).astype(np.float32)
+            return allowed[np.lexsort((allowed, -scores))[:k]]
         q = np.ascontiguousarray(vector.reshape(-1), dtype=np.float32)
         params = self._params(q=q, k=min(k, len(self.chunks)))
         with self.db.connection() as conn, conn.transaction():
@@ -112,10 +118,10 @@ class PgSnapshot:
                 conn.execute(f"SET LOCAL hnsw.ef_search = {min(max(HNSW_EF_SEARCH, k), 1000)}")
                 conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
                 sql = _APPROX.format(live=_LIVE, d=len(q))
-                rows = conn.execute(sql, params).fetchall()
+                found = conn.execute(sql, params).fetchall()
             else:
-                rows = conn.execute(_EXACT, params).fetchall()
-        return np.array([self._rows[r[0]] for r in rows if r[0] in self._rows], dtype=np.int64)
+                found = conn.execute(_EXACT, params).fetchall()
+        return np.array([self._rows[r[0]] for r in found if r[0] in self._rows], dtype=np.int64)
 
     def lexical_scores(self, text: str, words: bool = False) -> np.ndarray:
         scores = np.zeros(len(self.chunks), dtype=np.float32)

@@ -55,12 +55,20 @@ class IndexSnapshot(Protocol):
         """The analyser the lexical index was built with (its language is the articles')."""
         ...
 
-    def dense_search(self, vector: np.ndarray, k: int) -> np.ndarray:
-        """The rows of the ``k`` chunks whose vectors are nearest ``vector``, best first."""
+    def dense_search(self, vector: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """The rows of the ``k`` chunks whose vectors are nearest ``vector``, best first.
+
+        ``rows`` is a filter (:mod:`rag.retrieval.filters`): the chunk rows a question may be answered
+        from, ascending. With it, a store searches among those rows only and returns the ``k`` nearest of
+        them (fewer only when fewer are given), never the ``k`` nearest overall with the others dropped
+        afterwards; equal scores go to the lower row. Without it, every chunk is a candidate.
+        """
         ...
 
     def lexical_scores(self, text: str, words: bool = False) -> np.ndarray:
-        """Every chunk's BM25 score for ``text``: over character n-grams, or stemmed ``words``."""
+        """Every chunk's BM25 score for ``text``: over character n-grams, or stemmed ``words``. Statistics
+        (idf, lengths) are the whole index's, filtered or not, so a filter changes which chunks compete,
+        never their scores; retrieval reads the scores of a filter's rows only."""
         ...
 
     def sentence_vectors_for(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:

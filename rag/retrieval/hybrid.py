@@ -13,6 +13,9 @@ nearest the question's, and those with the highest BM25 score over character n-g
 in the articles' language, 0.8 for one in the other language, whose n-grams meet the articles only
 through names, numbers, cognates and the word list's translations. ``dense`` and ``lexical`` rank by one
 retriever alone, for measuring (``RAG_FUSION``).
+
+A filtered question (``Query.scope``, :mod:`rag.retrieval.filters`) draws both retrievers' candidates from
+its chunk rows only, so it gets ``k`` passages whenever its articles have that many.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ class Channels:
 
 def retrieve(snap: IndexSnapshot, query: Query, k: int, cfg: RetrievalConfig) -> list[Hit]:
     """The ``k`` best chunks for one query, best first."""
-    if not snap.chunks:
+    rows = query.scope.rows if query.scope else None
+    if not snap.chunks or (rows is not None and not len(rows)):
         return []
-    ch = channels(snap, query.lexical, query.vector, max(cfg.candidates, k), cfg.words)
+    ch = channels(snap, query.lexical, query.vector, max(cfg.candidates, k), cfg.words, rows)
     fused = fuse(cfg, ch, query.cross)
     order = np.lexsort((ch.ids, -fused))[:k]
     return [
@@ -57,13 +61,24 @@ def retrieve(snap: IndexSnapshot, query: Query, k: int, cfg: RetrievalConfig) ->
 
 
 def channels(
-    snap: IndexSnapshot, query: str, query_vector: np.ndarray, pool: int, words: bool = False
+    snap: IndexSnapshot,
+    query: str,
+    query_vector: np.ndarray,
+    pool: int,
+    words: bool = False,
+    allowed: np.ndarray | None = None,
 ) -> Channels:
-    """Candidates from each retriever's ``pool`` best, with both scores computed for all of them."""
-    pool = min(pool, len(snap.chunks))
+    """Candidates from each retriever's ``pool`` best, with both scores computed for all of them; with
+    ``allowed`` (a filter's chunk rows), each retriever's ``pool`` best among those rows."""
     q = query_vector.reshape(-1).astype(np.float32)
     lexical = snap.lexical_scores(query, words)
-    ids = np.unique(np.concatenate([snap.dense_search(q, pool), _top(lexical, pool)]))
+    if allowed is None:
+        pool = min(pool, len(snap.chunks))
+        ids = np.unique(np.concatenate([snap.dense_search(q, pool), _top(lexical, pool)]))
+    else:
+        pool = min(pool, len(allowed))
+        dense_ids = snap.dense_search(q, pool, allowed)
+        ids = np.unique(np.concatenate([dense_ids, allowed[_top(lexical[allowed], pool)]]))
     rows = [snap.chunks[i].sentences for i in ids.tolist()]
     sizes = np.array([len(r) for r in rows])
     flat = np.fromiter((s for r in rows for s in r), dtype=np.int64, count=int(sizes.sum()))

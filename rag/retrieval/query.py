@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.retrieval.filters import Scope
 from rag.text.lexicon import Translate
 
 
@@ -26,6 +27,7 @@ class Query:
     corpus_language: str
     lexical: str
     translate: Translate | None = None  # a word of the question into the articles' language, if they differ
+    scope: Scope | None = None  # the articles its filters leave (None: all of them)
 
     @property
     def cross(self) -> bool:

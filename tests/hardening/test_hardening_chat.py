@@ -197,7 +197,9 @@ def test_the_chat_applies_the_apis_limits_before_reading_anything(fake_pipeline:
     chat = Chat(fake_pipeline)
     seen: list[Any] = []
     real = fake_pipeline.ask
-    fake_pipeline.ask = lambda q, top_k=None, history=(): seen.append(history) or real(q, top_k, history)  # type: ignore[method-assign]
+    fake_pipeline.ask = lambda q, top_k=None, history=(), filters=None: (  # type: ignore[method-assign]
+        seen.append(history) or real(q, top_k, history, filters)
+    )
     long = Exchange(1, "Frage " + "x" * 50_000, "Antwort " + "y" * 50_000, "de")
     conversation = Conversation(tuple(replace(long, number=i) for i in range(200)), 200)
     _, reply, _ = chat.ask(QUESTION, conversation)

@@ -35,6 +35,8 @@ ANSWER_KEYS = {
     "citations",
     "passages",
     "timings_ms",
+    "filters",
+    "citation_order",
 }
 ARTICLE = (
     "Die Stadt Beispielhausen eröffnete im Jahr 1999 ein Museum für Leuchttürme.\n\n"

@@ -54,6 +54,18 @@ class TestIndexStoreContract:
         assert vectors.shape == (len(rows), 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
         assert snap.chunk_vectors_for([0]).shape == (1, 64)
 
+    def test_a_filtered_dense_search_returns_the_nearest_of_the_given_rows(
+        self, store: IndexStore, seed_corpus: Path
+    ):
+        """A filter's rows (rag.retrieval.filters) are searched among themselves: the k nearest of them."""
+        snap, _ = store.update(seed_corpus, WordsEmbedder())
+        vector = WordsEmbedder().embed_queries(["Veto Expertengremium Sanktionen"])[0]
+        everything = snap.dense_search(vector, len(snap.chunks)).tolist()
+        rows = np.array(sorted(everything[1:]), dtype=np.int64)  # all but the nearest
+        assert snap.dense_search(vector, 2, rows).tolist() == everything[1:3]
+        assert snap.dense_search(vector, 99, rows[:1]).tolist() == rows[:1].tolist()
+        assert snap.dense_search(vector, 3, np.zeros(0, dtype=np.int64)).tolist() == []
+
     def test_search_finds_the_chunk_that_holds_the_words(self, store: IndexStore, seed_corpus: Path):
         snap, _ = store.update(seed_corpus, WordsEmbedder())
         want = next(i for i, c in enumerate(snap.chunks) if "Präzisionswaffen" in c.text)

@@ -115,7 +115,8 @@ def _fold(source: str) -> str:
 def _nothing(filters: Filters, undated: int, total: int) -> str:
     why = f"no article matches the filters ({describe(filters)}) among the {total} articles"
     if undated:
-        why += f"; {undated} of the others have no date and are left out by a date filter"
+        has, are = ("has", "is") if undated == 1 else ("have", "are")
+        why += f"; {undated} of the others {has} no date and {are} left out by a date filter"
     return why + ": widen the filters (GET /documents lists each article's date and source)"
 
 

@@ -78,7 +78,7 @@ def test_a_filter_that_matches_nothing_is_a_422_that_says_why(client: TestClient
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert detail.startswith("no article matches the filters (dates 2030-01-01 to any; sources dpa-AFX)")
-    assert "1 of the others have no date" in detail
+    assert "1 of the others has no date" in detail
 
 
 @pytest.mark.parametrize(

@@ -85,7 +85,7 @@ def test_a_month_overlaps_a_range_that_holds_any_of_its_days(
 ) -> None:
     filters = Filters(date_from, date_to)
     if not kept:
-        with pytest.raises(NothingMatchesError, match="1 of the others have no date"):
+        with pytest.raises(NothingMatchesError, match="1 of the others has no date"):
             resolve(dated.snapshot, filters)
         return
     scope = resolve(dated.snapshot, filters)
@@ -139,7 +139,7 @@ def test_a_filter_that_leaves_nothing_is_an_error_not_an_abstention(dated: Pipel
         dated.ask(BERTHS, filters=Filters(date_from=date(2025, 1, 1)))
     assert caught.value.status_code == 422
     assert "no article matches the filters (dates 2025-01-01 to any)" in caught.value.message
-    assert "1 of the others have no date" in caught.value.message
+    assert "1 of the others has no date" in caught.value.message
 
 
 # --- dates on conflict

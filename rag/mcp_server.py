@@ -31,9 +31,9 @@ from starlette.routing import Route
 
 from rag import __version__
 from rag.errors import RagError
-from rag.http.schemas import CitationOut, DocumentDetail, DocumentList, DocumentSummary, PassageOut
-from rag.pipeline import MAX_QUESTION_CHARS, Pipeline
-from rag.types import Document
+from rag.http.schemas import CitationOut, DocumentDetail, DocumentList, DocumentSummary, FiltersIn, PassageOut
+from rag.pipeline import Pipeline
+from rag.types import MAX_QUESTION_CHARS, MAX_TOP_K, Document
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ _INSTRUCTIONS = (
 T = TypeVar("T")
 
 Question = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="The question.")]
-TopK = Annotated[int | None, Field(None, ge=1, le=20, description="Passages to consider (default 5).")]
+TopK = Annotated[int | None, Field(None, ge=1, le=MAX_TOP_K, description="Passages to consider (default 5).")]
+# the same filters as POST /ask: dates, sources, document ids, combined with AND
+FilterArg = Annotated[FiltersIn | None, Field(None, description="Only these articles (as /ask's filters).")]
 
 
 class AskResult(BaseModel):
@@ -74,15 +76,17 @@ def create_mcp(pipeline: Pipeline) -> MCPServer:
         log_level="WARNING",  # where no entry point configured logging, the SDK does (to stderr)
     )
 
-    async def ask(question: Question, top_k: TopK = None) -> AskResult:
+    async def ask(question: Question, top_k: TopK = None, filters: FilterArg = None) -> AskResult:
         """Answer a question from the articles with quoted sentences, each cited with its exact offsets."""
-        answer = await _run(lambda: pipeline.ask(question, top_k))
+        chosen = filters.to_filters() if filters else None
+        answer = await _run(lambda: pipeline.ask(question, top_k, filters=chosen))
         data = answer.to_dict()
         return AskResult(**{k: data[k] for k in AskResult.model_fields})
 
-    async def search(question: Question, top_k: TopK = None) -> SearchResult:
+    async def search(question: Question, top_k: TopK = None, filters: FilterArg = None) -> SearchResult:
         """The passages of the articles closest to a question, with their character offsets."""
-        answer = await _run(lambda: pipeline.ask(question, top_k))
+        chosen = filters.to_filters() if filters else None
+        answer = await _run(lambda: pipeline.ask(question, top_k, filters=chosen))
         return SearchResult(passages=[PassageOut(**asdict(p)) for p in answer.passages])
 
     async def get_document(

@@ -43,6 +43,21 @@ _RPC = {  # a JSON-RPC answer: a result or an error, never both
 }
 
 
+def _inline(schema: Any, defs: dict[str, Any] | None = None) -> Any:
+    """A tool's input schema with its ``$defs`` references written out: embedded in the OpenAPI body below,
+    ``#/$defs/...`` would point at the wrong document root."""
+    if defs is None and isinstance(schema, dict):
+        defs = schema.get("$defs", {})
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)  # type: ignore[index]
+        return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(v, defs) for v in schema]
+    return schema
+
+
 def _call(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     params = {
         "type": "object",
@@ -76,7 +91,7 @@ def _spec() -> dict[str, Any]:
         },
         "additionalProperties": False,
     }
-    body = {"oneOf": [listing, *(_call(t.name, t.input_schema) for t in tools)]}
+    body = {"oneOf": [listing, *(_call(t.name, _inline(t.input_schema)) for t in tools)]}
     accept = {
         "name": "Accept",
         "in": "header",

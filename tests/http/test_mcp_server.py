@@ -95,6 +95,12 @@ async def _exercise(client: Client) -> dict[str, Any]:
         ]
         assert text[p["start"] : p["end"]] == p["text"]
 
+    one = next(iter(documents))  # the filters of /ask: only that article is searched and cited
+    kept = await client.call_tool("search", {"question": QUESTION, "filters": {"doc_ids": [one]}})
+    assert {p["doc_id"] for p in (kept.structured_content or {})["passages"]} == {one}
+    later = await client.call_tool("ask", {"question": QUESTION, "filters": {"date_from": "2099-01-01"}})
+    assert later.is_error and "no article matches the filters" in later.content[0].text  # type: ignore[union-attr]
+
     missing = await client.call_tool("get_document", {"doc_id": "nope"})
     assert missing.is_error and "no document with id 'nope'" in missing.content[0].text  # type: ignore[union-attr]
     blank = await client.call_tool("ask", {"question": "   "})

@@ -69,12 +69,18 @@ def index(
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Re-embed everything.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, help="Processes embedding in parallel (RAG_STORE=postgres; 1 = in this one)."
+        ),
+    ] = 1,
     verbose: VerboseOpt = False,
 ) -> None:
     """Build or update the index from the corpus (only new and changed articles are embedded)."""
     settings = _settings(verbose, corpus=corpus, index=index)
     pipeline = _pipeline(settings)
-    report = pipeline.update_index(progress=sys.stderr.isatty() or verbose, force=force)
+    report = pipeline.update_index(progress=sys.stderr.isatty() or verbose, force=force, workers=workers)
     for skipped in report.skipped:
         typer.echo(f"skipped {skipped.path}: {skipped.reason}", err=True)
     state = "already up to date" if report.up_to_date else f"built {report.build_id}"

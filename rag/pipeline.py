@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from rag.answering.config import ComposerConfig
 from rag.answering.features import QUESTION_FEATURES, RANK_FEATURES
 from rag.answering.model import read_model
 from rag.embedding.base import Embedder, create_embedder
-from rag.errors import BadRequestError, DocumentExistsError, DocumentNotFoundError, IndexError_
+from rag.errors import BadRequestError, ConfigError, DocumentExistsError, DocumentNotFoundError, IndexError_
 from rag.indexing.build import BuildReport
 from rag.indexing.local import LocalStore
 from rag.indexing.protocol import IndexSnapshot, IndexStore
@@ -50,15 +51,7 @@ log = logging.getLogger(__name__)
 class Pipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or create_embedder(
-            settings.embedding.model,
-            settings.embedding.device,
-            settings.embedding.batch_size,
-            settings.embedding.offline,
-            settings.embedding.threads,
-            settings.embedding.backend,
-            Path(settings.index.index_dir) / "models",
-        )
+        self.embedder = embedder or embedder_for(settings)
         off = frozenset(settings.ablate)
         self.retrieval = RetrievalConfig(**settings.retrieval.model_dump(), words="grams" in off)
         model = None
@@ -94,9 +87,23 @@ class Pipeline:
         self.embedder.warm_up()
         self._model_loaded = True
 
-    def update_index(self, progress: bool = False, force: bool = False) -> BuildReport:
+    def update_index(self, progress: bool = False, force: bool = False, workers: int = 1) -> BuildReport:
+        """Bring the index up to date; ``workers`` > 1 embeds in that many processes (postgres store)."""
         with self._update_lock:
+            if workers > 1:
+                return self._parallel_locked(workers, force)
             return self._rebuild_locked(progress=progress, force=force)
+
+    def _parallel_locked(self, workers: int, force: bool) -> BuildReport:
+        update = getattr(self.store, "update_parallel", None)
+        if update is None:
+            raise ConfigError("parallel indexing (--workers) needs RAG_STORE=postgres")
+        # the cores shared out among the workers (RAG_THREADS=0: one thread per core in all)
+        threads = self.settings.embedding.threads or max(1, (os.cpu_count() or 1) // workers)
+        factory = functools.partial(embedder_for, self.settings, threads)
+        corpus = Path(self.settings.index.corpus_dir)
+        self._snap, self.last_build = update(corpus, self.embedder, factory, workers, force)
+        return self.last_build
 
     @property
     def snapshot(self) -> IndexSnapshot:
@@ -275,6 +282,20 @@ def _clean_question(question: str) -> str:
     if len(cleaned) > MAX_QUESTION_CHARS:
         raise BadRequestError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
     return cleaned
+
+
+def embedder_for(settings: Settings, threads: int | None = None) -> Embedder:
+    """The embedder the settings name (``threads`` overrides ``RAG_THREADS``, for ingest workers)."""
+    e = settings.embedding
+    return create_embedder(
+        e.model,
+        e.device,
+        e.batch_size,
+        e.offline,
+        e.threads if threads is None else threads,
+        e.backend,
+        Path(settings.index.index_dir) / "models",
+    )
 
 
 def create_store(settings: Settings) -> IndexStore:

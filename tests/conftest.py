@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from rag.embedding.fake import WordsEmbedder
 from rag.indexing.pg_server import EmbeddedServer, remove_server_user, server_user_exists, start_embedded
@@ -72,22 +73,42 @@ def seed_corpus(tmp_path: Path) -> Path:
     return target
 
 
+# Both stores, for tests that run on each:
+# `@pytest.mark.parametrize("store_kind", BOTH_STORES, indirect=True)` makes ``fake_settings`` (and all
+# built on it) use that store; postgres gets a fresh database on the session's embedded server (``pg_url``).
+BOTH_STORES = [pytest.param("local"), pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
 @pytest.fixture
-def fake_settings(seed_corpus: Path, tmp_path: Path) -> Settings:
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """``RAG_STORE`` of ``fake_settings``: local unless a test is parametrised over ``BOTH_STORES``."""
+    return str(getattr(request, "param", "local"))
+
+
+@pytest.fixture
+def fake_settings(
+    seed_corpus: Path, tmp_path: Path, store_kind: str, request: pytest.FixtureRequest
+) -> Settings:
     # no word list: tests of the fake pipeline do not depend on a system package (test_lexicon gives one)
-    return Settings(
+    settings = Settings(
         corpus_dir=seed_corpus,
         index_dir=tmp_path / "index",
         model="test:words",
         lexicon="none",
         composer_model=WORDS_MODEL,
     )
+    if store_kind == "postgres":
+        url = request.getfixturevalue("pg_url")
+        settings = settings.updated(store="postgres", database_url=SecretStr(url))
+    return settings
 
 
 @pytest.fixture
-def fake_pipeline(fake_settings: Settings) -> Pipeline:
+def fake_pipeline(fake_settings: Settings) -> Iterator[Pipeline]:
     """The real pipeline over the seed corpus with the instant bag-of-words embedder."""
-    return build_pipeline(fake_settings, WordsEmbedder())
+    pipeline = build_pipeline(fake_settings, WordsEmbedder())
+    yield pipeline
+    pipeline.close()
 
 
 @pytest.fixture(scope="session")

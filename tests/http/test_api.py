@@ -22,9 +22,11 @@ from rag.http.app import create_app
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 
-from ..conftest import ROOT
+from ..conftest import BOTH_STORES, ROOT
 
 KEY = "s3cret-key"
+# the tests of asking, reading, writing and health run on both stores (tests/conftest.py BOTH_STORES)
+BOTH = pytest.mark.parametrize("store_kind", BOTH_STORES, indirect=True)
 AUTH = {"Authorization": f"Bearer {KEY}"}
 ANSWER_KEYS = {
     "answer",
@@ -60,6 +62,7 @@ def keyed(keyed_settings: Settings) -> Iterator[TestClient]:
     pipeline = build_pipeline(keyed_settings, WordsEmbedder())
     with TestClient(create_app(keyed_settings, pipeline), base_url="http://127.0.0.1") as c:
         yield c
+    pipeline.close()
 
 
 def ask(client: TestClient, question: str, **extra: object) -> dict:
@@ -71,6 +74,7 @@ def ask(client: TestClient, question: str, **extra: object) -> dict:
 # --- /ask
 
 
+@BOTH
 def test_ask_answers_with_citations_whose_offsets_point_into_the_document(client: TestClient) -> None:
     body = ask(client, "Wann wurde Nordkorea gegründet?")
     assert set(body) == ANSWER_KEYS
@@ -89,6 +93,7 @@ def test_ask_answers_with_citations_whose_offsets_point_into_the_document(client
         assert p["start"] <= p["focus_start"] < p["focus_end"] <= p["end"]
 
 
+@BOTH
 def test_ask_is_the_pipelines_answer(client: TestClient, fake_pipeline: Pipeline) -> None:
     body = ask(client, "Wer ist der russische UN-Botschafter?", top_k=3)
     expected = fake_pipeline.ask("Wer ist der russische UN-Botschafter?", top_k=3).to_dict()
@@ -97,11 +102,13 @@ def test_ask_is_the_pipelines_answer(client: TestClient, fake_pipeline: Pipeline
     assert len(body["passages"]) <= 3
 
 
+@BOTH
 def test_abstention_still_lists_the_closest_passages(client: TestClient) -> None:
     body = ask(client, "Wie hoch ist der Eiffelturm in Paris?")
     assert body["abstained"] and body["citations"] == [] and body["passages"]
 
 
+@BOTH
 def test_follow_up_question_uses_the_history(client: TestClient) -> None:
     first = "Wogegen hat Russland sein Veto im Sicherheitsrat eingelegt?"
     alone = ask(client, "Und wann war das?")
@@ -158,6 +165,7 @@ def test_control_characters_and_unicode_questions_do_not_fail(client: TestClient
 # --- /documents
 
 
+@BOTH
 def test_documents_lists_the_corpus(client: TestClient) -> None:
     body = client.get("/documents").json()
     assert body["count"] == 2 == len(body["documents"])
@@ -168,12 +176,14 @@ def test_documents_lists_the_corpus(client: TestClient) -> None:
     assert sum(d["chunks"] for d in body["documents"]) == client.get("/health").json()["chunks"]
 
 
+@BOTH
 def test_document_has_its_original_text(client: TestClient, fake_pipeline: Pipeline) -> None:
     doc_id = client.get("/documents").json()["documents"][1]["doc_id"]
     body = client.get(f"/documents/{doc_id}").json()
     assert body["text"] == fake_pipeline.document(doc_id).text and body["length"] == len(body["text"])
 
 
+@BOTH
 def test_unknown_document_is_404_with_a_clear_message(client: TestClient) -> None:
     response = client.get("/documents/no-such-article")
     assert response.status_code == 404
@@ -211,6 +221,7 @@ def test_writes_need_the_right_key(keyed: TestClient, headers: dict[str, str]) -
     assert keyed.get("/documents").json()["count"] == 2
 
 
+@BOTH
 def test_upload_stores_the_article_exactly_and_indexes_it(keyed: TestClient, seed_corpus: Path) -> None:
     data = ("\ufeff" + ARTICLE.replace("\n", "\r\n")).encode()  # BOM and CRLF: stored byte for byte
     response = keyed.post("/documents", files={"file": ("../../Leucht türme.txt", data)}, headers=AUTH)
@@ -279,11 +290,13 @@ def test_upload_without_a_file_is_422(keyed: TestClient) -> None:
     assert response.status_code == 422 and response.json()["detail"].startswith("file:")
 
 
+@BOTH
 def test_deleting_an_unknown_document_is_404(keyed: TestClient) -> None:
     response = keyed.delete("/documents/nope", headers=AUTH)
     assert response.status_code == 404 and "nope" in response.json()["detail"]
 
 
+@BOTH
 def test_ask_never_fails_while_the_index_changes(keyed: TestClient) -> None:
     """Readers keep answering from whole snapshots while articles are added and removed."""
     stop = threading.Event()
@@ -324,6 +337,7 @@ def test_ask_never_fails_while_the_index_changes(keyed: TestClient) -> None:
 # --- health, startup, OpenAPI
 
 
+@BOTH
 def test_health_reports_the_index(client: TestClient) -> None:
     body = client.get("/health").json()
     assert body["status"] == "ready" and body["model"] == "test:words"
@@ -344,11 +358,13 @@ def test_before_startup_the_service_says_it_is_starting(fake_settings: Settings)
     assert not pipeline.ready  # the request did not trigger a build in the request thread
 
 
+@BOTH
 def test_the_lifespan_builds_the_index_and_loads_the_model(fake_settings: Settings) -> None:
     pipeline = build_pipeline(fake_settings, WordsEmbedder())
     assert not pipeline.ready
     with TestClient(create_app(fake_settings, pipeline), base_url="http://127.0.0.1") as c:
         assert pipeline.ready and c.get("/health").status_code == 200
+    pipeline.close()
 
 
 def test_openapi_describes_every_route_and_docs_work_offline(client: TestClient) -> None:

@@ -2,6 +2,9 @@
 
 Queries read one immutable :class:`IndexSnapshot` reference; an index update builds a new snapshot and swaps
 the reference, so a query never sees half an index and never waits for a build.
+
+At ~310 lines it is a little over the house's ~300: the one place the pipeline is assembled and kept
+current (its lifecycle, questions, corpus writes, store choice) reads best whole.
 """
 
 from __future__ import annotations

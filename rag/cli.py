@@ -1,7 +1,7 @@
 """The ``rag`` command line: index, ask, serve, eval, mcp. Errors become one line and a non-zero exit code.
 
-At ~340 lines it is over the house's ~300: each command's options are declared beside it, and typer wants
-them in one module.
+At ~340 lines it is over the house's ~300: each command's options are declared beside it, and the
+settings and the one-line error handling all commands share sit with them.
 """
 
 from __future__ import annotations

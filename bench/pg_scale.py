@@ -1,0 +1,276 @@
+"""The postgres store against the local store at 10^4 and 10^5 chunks: query latency and memory, one run.
+
+    .venv/bin/python -m bench.pg_scale                   # 1e4,1e5 chunks
+    .venv/bin/python -m bench.pg_scale --sizes 1e4       # smaller
+    .venv/bin/python -m bench.pg_scale --quick           # smoke run (seconds, the fake embedder)
+
+The corpus is made cheaply, as ``bench.scale`` makes its: chunk texts are the XQuAD-de paragraphs, then
+paragraphs of the Python standard library's docstrings (cycled when they run out); vectors are real for
+the XQuAD-de paragraphs (embedded here by the product's embedder) and synthetic beyond, shaped like them
+(``bench.scale.synthetic``). A document holds 20 chunks, a chunk one sentence. Both stores get the same
+:class:`~rag.indexing.build.Part` objects with these precomputed vectors: the local store through its own
+build (``rag.indexing.build._assemble``: FAISS and bm25s), the postgres store through its own writer
+(``rag.indexing.pg_rows.write_part``, which computes the postings with the product's analyser exactly as
+``PostgresStore.update`` does, then ``commit_generation`` and, above ``RAG_APPROXIMATE_ABOVE``, the HNSW
+index), in an embedded server under a temporary folder. Queries are real XQuAD-de questions.
+
+Per question, interleaved between the stores: dense search (the candidate pool of 50; exact, and HNSW
+where the size is above ``RAG_APPROXIMATE_ABOVE``), the lexical scores (n-gram BM25, retrieval's default
+channel) and a whole ``rag.retrieval.hybrid.retrieve`` through the ``IndexSnapshot`` seam. Memory: the bench
+process's RSS growth while the snapshot is built or loaded, the local index's own arrays, and for
+PostgreSQL the proportional set size (PSS) of the server's processes and the database's size on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import shutil
+import tempfile
+import time
+import tracemalloc
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from bench.common import RESULTS, Report, is_fake, median, model_name, note, parser, timed, xquad
+from bench.scale import _docstring_paragraphs, synthetic
+
+DOC_CHUNKS = 20  # chunks per document
+
+
+def _embedded(model: str, paragraphs: list[str], questions: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    from rag.embedding.base import create_embedder
+
+    embedder = create_embedder(model, cache_dir=RESULTS / "models")
+    note(f"embedding {len(paragraphs)} paragraphs and {len(questions)} questions ...")
+    return embedder.embed_documents(paragraphs), embedder.embed_queries(questions)
+
+
+def _parts(n: int, texts: list[str], vectors: np.ndarray, language: str) -> list[Any]:
+    """``n`` chunks in documents of DOC_CHUNKS: chunk i has text ``texts[i % len]``, vector ``vectors[i]``."""
+    from rag.indexing.build import Part
+    from rag.types import Block, Chunk, Document, DocumentMeta, Sentence
+
+    parts = []
+    for d, at in enumerate(range(0, n, DOC_CHUNKS)):
+        rows = list(range(at, min(n, at + DOC_CHUNKS)))
+        paras = [texts[i % len(texts)] for i in rows]
+        text = "\n\n".join(paras)
+        doc_id = f"doc{d:06d}"
+        spans, pos = [], 0
+        for para in paras:
+            spans.append((pos, pos + len(para)))
+            pos += len(para) + 2
+        doc = Document(
+            doc_id=doc_id,
+            path=f"{doc_id}.txt",
+            text=text,
+            meta=DocumentMeta(title=doc_id, language=language),
+            blocks=tuple(Block(s, e) for s, e in spans),
+            sha256=hashlib.sha256(text.encode()).hexdigest(),
+        )
+        sentences = [Sentence(s, e) for s, e in spans]
+        chunks = [Chunk(f"{doc_id}:{j}", doc_id, s, e, text[s:e], (j,)) for j, (s, e) in enumerate(spans)]
+        vecs = vectors[rows[0] : rows[-1] + 1]
+        parts.append(Part(doc, sentences, chunks, vecs, vecs))
+    return parts
+
+
+def _pg_pss_mb(pgdata: Path) -> float:
+    """PSS of the server started on ``pgdata`` and its children (shared buffers counted once)."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["cmdline"]):
+        if str(pgdata) in " ".join(proc.info["cmdline"] or []) and "postgres" in proc.name():
+            for p in [proc, *proc.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += p.memory_full_info().pss
+    return total / 2**20
+
+
+def _pg_load(store: Any, parts: list[Any], expected: dict[str, Any], language: str) -> None:
+    """Write ``parts`` as generation 1 through the store's own writer (postings by the product's analyser)."""
+    from rag.indexing.pg_rows import commit_generation, ensure_hnsw, write_part
+    from rag.text.analysis import Analyzer
+
+    analyzer = Analyzer(language)
+    with store.db.connection() as conn, conn.transaction():
+        for part in parts:
+            write_part(conn, part, 1, analyzer)
+        committed = commit_generation(conn, 1, {**expected, "store": "postgres"})
+        if committed.chunks > store.approximate_above:
+            ensure_hnsw(conn, int(expected["model"]["dimension"]))
+    with store.db.connection() as conn:
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+        conn.autocommit = False
+
+
+def _ms(fn: Any) -> float:
+    return timed(fn, collect=False)[0] * 1000
+
+
+def _summary(report: Report, key: str, values: list[float]) -> None:
+    report.add(f"{key}.median", median(values), "ms")
+    report.add(f"{key}.p95", float(np.percentile(values, 95)), "ms")
+
+
+def _measure(report: Report, label: str, local: Any, pg: Any, queries: list[Any], cfg: Any) -> None:
+    from rag.indexing.vectors import build_vector_index
+    from rag.retrieval.hybrid import retrieve
+
+    pool = cfg.candidates
+    exact_local = (
+        local.vectors
+        if local.vectors.kind == "exact"
+        else build_vector_index(local.chunk_vectors, approximate_above=len(local.chunks))
+    )
+    approx = pg.approximate
+    times: dict[str, list[float]] = {}
+
+    def add(key: str, fn: Any) -> None:
+        times.setdefault(key, []).append(_ms(fn))
+
+    for i, q in enumerate(queries):
+        v = q.vector.reshape(1, -1).astype(np.float32)
+        if i == 0:  # warm both (connections, caches)
+            local.lexical_scores(q.lexical), pg.lexical_scores(q.lexical), retrieve(pg, q, 10, cfg)
+        add("local.dense_exact", lambda v=v: exact_local.search(v, pool))
+        pg.approximate = False
+        add("postgres.dense_exact", lambda v=v: pg.dense_search(v[0], pool))
+        if approx:
+            add("local.dense_hnsw", lambda v=v: local.vectors.search(v, pool))
+            pg.approximate = True
+            add("postgres.dense_hnsw", lambda v=v: pg.dense_search(v[0], pool))
+        pg.approximate = approx
+        add("local.lexical", lambda q=q: local.lexical_scores(q.lexical))
+        add("postgres.lexical", lambda q=q: pg.lexical_scores(q.lexical))
+        add("local.retrieve", lambda q=q: retrieve(local, q, 10, cfg))
+        add("postgres.retrieve", lambda q=q: retrieve(pg, q, 10, cfg))
+    for key, values in times.items():
+        _summary(report, f"{label}.{key}", values)
+    for op in ("dense_exact", "dense_hnsw", "lexical", "retrieve"):
+        if f"local.{op}" in times:
+            ratio = median(times[f"postgres.{op}"]) / median(times[f"local.{op}"])
+            report.add(f"{label}.ratio.{op}", ratio, "x", "postgres / local, medians, same run")
+    if approx:  # how many of the HNSW results the exact search also returns (top 10)
+        hits = 0
+        for q in queries:
+            v = q.vector.reshape(-1).astype(np.float32)
+            pg.approximate = False
+            want = set(pg.dense_search(v, 10).tolist())
+            pg.approximate = True
+            hits += len(want & set(pg.dense_search(v, 10).tolist()))
+        report.add(f"{label}.postgres.hnsw_overlap@10", hits / (10 * len(queries)))
+    pg.approximate = approx
+
+
+def _one_size(report: Report, n: int, base: dict[str, Any], work: Path, approximate_above: int) -> None:
+    from rag.indexing.build import _assemble
+    from rag.indexing.postgres import PostgresStore
+    from rag.indexing.store import expected_config
+
+    label = f"n={n}"
+    language, texts = base["language"], base["texts"]
+    real = base["vectors"]
+    vectors = real[:n] if n <= len(real) else np.concatenate([real, synthetic(real, n - len(real))])
+    parts = _parts(n, texts, vectors, language)
+    report.add(f"{label}.real_vector_share", min(1.0, len(real) / n))
+    gc.collect()
+    tracemalloc.start()  # Python objects and numpy arrays; FAISS's own memory is added below
+    seconds, local = timed(partial(_assemble, parts, vectors.shape[1], language, approximate_above))
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    local.manifest = {"build_id": "bench"}
+    report.add(f"{label}.local.build_s", seconds, "s", "FAISS and bm25s, traced by tracemalloc")
+    faiss_mb = faiss.serialize_index(local.vectors._index).nbytes / 2**20
+    report.add(f"{label}.local.faiss_mb", faiss_mb, "MB", f"{local.vectors.kind} index")
+    report.add(f"{label}.local.snapshot_mb", held / 2**20 + faiss_mb, "MB", "tracemalloc + the FAISS index")
+
+    store = PostgresStore(work / f"n{n}", None, 512, 1, approximate_above)
+    try:
+        expected = expected_config(base["model"], vectors.shape[1], 512, 1, language)
+        seconds, _ = timed(partial(_pg_load, store, parts, expected, language))
+        report.add(
+            f"{label}.postgres.write_s", seconds, "s", "write_part of every document, commit, HNSW, VACUUM"
+        )
+        del parts
+        gc.collect()
+        tracemalloc.start()  # the snapshot's own allocations (an RSS difference reuses freed memory)
+        seconds, pg = timed(store.load)
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        report.add(f"{label}.postgres.load_s", seconds, "s")
+        report.add(f"{label}.postgres.snapshot_mb", held / 2**20, "MB", "tracemalloc, bench process")
+        with store.db.connection() as conn:
+            size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+            tables = conn.execute(
+                "SELECT relname, pg_total_relation_size(oid) FROM pg_class "
+                "WHERE relname LIKE 'rag_%' AND relkind = 'r' ORDER BY 2 DESC"
+            ).fetchall()
+        report.add(f"{label}.postgres.database_mb", size / 2**20, "MB", "pg_database_size")
+        for name, bytes_ in tables[:4]:
+            report.add(f"{label}.postgres.table_mb.{name}", bytes_ / 2**20, "MB", "with its indexes")
+        _measure(report, label, local, pg, base["queries"], base["cfg"])
+        report.add(
+            f"{label}.postgres.server_pss_mb", _pg_pss_mb(store.server.pgdata), "MB", "after the queries"
+        )
+    finally:
+        store.close()
+    del local
+    gc.collect()
+
+
+def main(argv: list[str] | None = None) -> Report:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="1e4,1e5", help="Comma-separated chunk counts.")
+    p.add_argument("--queries", type=int, default=200, help="Questions timed per size.")
+    p.add_argument(
+        "--work-dir", type=Path, default=None, help="Where the databases go (default: a temp folder)."
+    )
+    args = p.parse_args(argv)
+    from rag.indexing.vectors import APPROXIMATE_ABOVE
+    from rag.retrieval.hybrid import RetrievalConfig
+    from rag.retrieval.query import Query
+
+    model = model_name()
+    sizes = [300, 1000] if args.quick else [int(float(s)) for s in args.sizes.split(",")]
+    approximate_above = 500 if args.quick else APPROXIMATE_ABOVE
+    de = xquad()
+    paragraphs = [para for a in de.articles for para in a.text.split("\n\n")]
+    questions = [q.text for q in de.questions][: 10 if args.quick else args.queries]
+    extra = _docstring_paragraphs(200 if args.quick else max(sizes))
+    texts = paragraphs + [t for t in extra if "\x00" not in t]  # PostgreSQL text cannot hold NUL
+    vectors, qvectors = _embedded(model, paragraphs, questions)
+    queries = [Query(t, t, v, "de", "de", t) for t, v in zip(questions, qvectors, strict=True)]
+    base = {"language": "de", "texts": texts, "vectors": vectors, "queries": queries, "model": model}
+    base["cfg"] = RetrievalConfig()
+    report = Report(
+        f"postgres vs local store at scale ({model}); approximate above {approximate_above} chunks"
+    )
+    report.add("real_vectors", len(vectors))
+    report.add("distinct_texts", len(texts))
+    report.add("questions", len(queries))
+    if is_fake(model):
+        report.add("note", "fake embedder: figures only check that the script runs")
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="rag-pgscale-"))
+    try:
+        for n in sizes:
+            started = time.perf_counter()
+            _one_size(report, n, base, work, approximate_above)
+            note(f"n={n} done in {time.perf_counter() - started:.0f} s")
+    finally:
+        if args.work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    report.save(args.json)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -85,18 +85,19 @@ def store_kind(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "local"))
 
 
+def words_settings(corpus: Path, index: Path, **more: object) -> Settings:
+    """Settings for the bag-of-words test embedder over ``corpus``, with its hand-set composer model and no
+    word list (tests of the fake pipeline do not depend on a system package; test_lexicon gives one);
+    ``more`` overrides any setting by its flat name."""
+    fields = {"model": "test:words", "lexicon": "none", "composer_model": WORDS_MODEL, **more}
+    return Settings(corpus_dir=corpus, index_dir=index, **fields)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def fake_settings(
     seed_corpus: Path, tmp_path: Path, store_kind: str, request: pytest.FixtureRequest
 ) -> Settings:
-    # no word list: tests of the fake pipeline do not depend on a system package (test_lexicon gives one)
-    settings = Settings(
-        corpus_dir=seed_corpus,
-        index_dir=tmp_path / "index",
-        model="test:words",
-        lexicon="none",
-        composer_model=WORDS_MODEL,
-    )
+    settings = words_settings(seed_corpus, tmp_path / "index")
     if store_kind == "postgres":
         url = request.getfixturevalue("pg_url")
         settings = settings.updated(store="postgres", database_url=SecretStr(url))
@@ -138,17 +139,24 @@ def outside_pytest_tmp() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def pg_url(pg_server: EmbeddedServer) -> Iterator[str]:
-    """A fresh database on the session's server, dropped after the test."""
+@contextlib.contextmanager
+def fresh_database(server: EmbeddedServer) -> Iterator[str]:
+    """The URL of a new database on ``server``, dropped afterwards."""
     import psycopg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+    with psycopg.connect(server.url(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    yield pg_server.url(name)
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+    yield server.url(name)
+    with psycopg.connect(server.url(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_url(pg_server: EmbeddedServer) -> Iterator[str]:
+    """A fresh database on the session's server, dropped after the test."""
+    with fresh_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,8 @@ from fastapi.testclient import TestClient
 from rag.embedding.fake import WordsEmbedder
 from rag.http.app import create_app
 from rag.pipeline import build_pipeline
-from rag.settings import Settings
 
-from ..conftest import DATA, WORDS_MODEL
+from ..conftest import DATA, words_settings
 
 BERTHS = "Wie viele Liegeplätze hat der Hafen von Beispielstadt?"
 
@@ -23,13 +22,7 @@ BERTHS = "Wie viele Liegeplätze hat der Hafen von Beispielstadt?"
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     base = tmp_path_factory.mktemp("dated-api")
     shutil.copytree(DATA / "dated", base / "corpus")
-    settings = Settings(
-        corpus_dir=base / "corpus",
-        index_dir=base / "index",
-        model="test:words",
-        lexicon="none",
-        composer_model=WORDS_MODEL,
-    )
+    settings = words_settings(base / "corpus", base / "index")
     with TestClient(
         create_app(settings, build_pipeline(settings, WordsEmbedder())), base_url="http://127.0.0.1"
     ) as c:

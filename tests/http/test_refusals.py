@@ -22,9 +22,8 @@ from rag.embedding.fake import WordsEmbedder
 from rag.http import middleware
 from rag.http.app import MAX_JSON_BYTES, create_app
 from rag.pipeline import build_pipeline
-from rag.settings import Settings
 
-from ..conftest import CORPUS, WORDS_MODEL
+from ..conftest import CORPUS, words_settings
 
 KEY = "refusal-key"
 JSON = {"content-type": "application/json"}
@@ -36,14 +35,7 @@ UPLOAD_LIMIT = "the upload is larger than the limit of 2000000 bytes"
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = tmp_path_factory.mktemp("refusals")
     shutil.copytree(CORPUS, base / "corpus")
-    settings = Settings(
-        corpus_dir=base / "corpus",
-        index_dir=base / "index",
-        model="test:words",
-        lexicon="none",
-        composer_model=WORDS_MODEL,
-        api_key=SecretStr(KEY),
-    )
+    settings = words_settings(base / "corpus", base / "index", api_key=SecretStr(KEY))
     app = create_app(settings, build_pipeline(settings, WordsEmbedder()))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

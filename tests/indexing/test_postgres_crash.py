@@ -19,7 +19,7 @@ from rag.indexing.pg_server import start_embedded
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 
-from ..conftest import BENCH, ROOT, WORDS_MODEL, outside_pytest_tmp
+from ..conftest import BENCH, ROOT, outside_pytest_tmp, words_settings
 
 pytestmark = pytest.mark.postgres
 QUESTIONS = [
@@ -56,9 +56,7 @@ def _article(i: int) -> str:
 
 
 def _settings(corpus: Path, index: Path, url: str) -> Settings:
-    return Settings(
-        corpus_dir=corpus, index_dir=index, model="test:words", lexicon="none", composer_model=WORDS_MODEL
-    ).updated(store="postgres", database_url=url)
+    return words_settings(corpus, index, store="postgres", database_url=url)
 
 
 def _answers(settings: Settings) -> tuple[set[str], list[str]]:

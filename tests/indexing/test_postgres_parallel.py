@@ -7,12 +7,10 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import psycopg
 import pytest
 
 from rag.embedding.fake import WordsEmbedder
@@ -22,7 +20,7 @@ from rag.indexing.postgres import PostgresStore
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 
-from ..conftest import BENCH, DATA, ROOT
+from ..conftest import BENCH, DATA, ROOT, fresh_database
 
 pytestmark = pytest.mark.postgres
 QUESTIONS = json.loads((DATA / "seed_questions.json").read_text(encoding="utf-8"))["answerable"][:10]
@@ -32,12 +30,8 @@ XQUAD = json.loads((BENCH / "xquad-de-dev.json").read_text(encoding="utf-8"))["d
 @pytest.fixture
 def other_url(pg_server: EmbeddedServer) -> Iterator[str]:
     """A second fresh database on the session's server."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield pg_server.url(name)
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(pg_server) as url:
+        yield url
 
 
 def _write(corpus: Path, i: int) -> None:

@@ -17,10 +17,9 @@ from rag.embedding.fake import WordsEmbedder
 from rag.errors import NothingMatchesError
 from rag.pipeline import Pipeline, build_pipeline
 from rag.retrieval.filters import date_period, resolve
-from rag.settings import Settings
 from rag.types import Filters
 
-from ..conftest import DATA, WORDS_MODEL
+from ..conftest import DATA, words_settings
 
 DATED = DATA / "dated"
 A, B, C = "a", "b", "c"  # their files; doc ids are derived from them
@@ -31,13 +30,7 @@ BERTHS = "Wie viele Liegeplätze hat der Hafen von Beispielstadt?"
 def dated(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     base = tmp_path_factory.mktemp("dated")
     shutil.copytree(DATED, base / "corpus")
-    settings = Settings(
-        corpus_dir=base / "corpus",
-        index_dir=base / "index",
-        model="test:words",
-        lexicon="none",
-        composer_model=WORDS_MODEL,
-    )
+    settings = words_settings(base / "corpus", base / "index")
     pipeline = build_pipeline(settings, WordsEmbedder())
     pipeline.warm_up()
     return pipeline

@@ -14,11 +14,10 @@ from rag.embedding.fake import WordsEmbedder
 from rag.errors import ConfigError
 from rag.pipeline import Pipeline, build_pipeline
 from rag.retrieval.terms import match, question_terms, sentence_terms, translated_query
-from rag.settings import Settings
 from rag.text import lexicon as lexicon_module
 from rag.text.lexicon import CachedLexicon, NoLexicon, WordList, ding_pairs, load_lexicon
 
-from ..conftest import DATA, WORDS_MODEL
+from ..conftest import DATA, words_settings
 
 SAMPLE = DATA / "ding-sample.txt"
 
@@ -129,13 +128,7 @@ def test_load_lexicon_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture
 def translating(seed_corpus: Path, tmp_path: Path) -> Pipeline:
-    settings = Settings(
-        corpus_dir=seed_corpus,
-        index_dir=tmp_path / "index",
-        model="test:words",
-        lexicon=str(SAMPLE),
-        composer_model=WORDS_MODEL,
-    )
+    settings = words_settings(seed_corpus, tmp_path / "index", lexicon=str(SAMPLE))
     pipeline = build_pipeline(settings, WordsEmbedder())
     pipeline.warm_up()
     return pipeline

@@ -103,6 +103,33 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (generation, path)
     );
     """,
+    # BM25 from the postings' index alone (rag/indexing/pg_snapshot.py): each posting carries its chunk's
+    # length and the primary key covers tf and length (an index-only scan, no join with the chunks), and
+    # document frequencies are kept per generation in rag_terms instead of counted per question.
+    """
+    ALTER TABLE rag_postings ADD COLUMN length int;
+    UPDATE rag_postings p SET length = CASE WHEN p.kind = 'w' THEN c.word_length ELSE c.gram_length END
+    FROM rag_chunks c WHERE c.id = p.chunk;
+    ALTER TABLE rag_postings ALTER COLUMN length SET NOT NULL;
+    ALTER TABLE rag_postings DROP CONSTRAINT rag_postings_pkey,
+        ADD CONSTRAINT rag_postings_pkey PRIMARY KEY (kind, term, chunk) INCLUDE (tf, length);
+    CREATE INDEX rag_chunks_born ON rag_chunks (born);
+    CREATE INDEX rag_chunks_died ON rag_chunks (died) WHERE died IS NOT NULL;
+    CREATE TABLE rag_terms (
+        kind "char" NOT NULL,
+        term text NOT NULL,
+        generation bigint NOT NULL,
+        df int NOT NULL,
+        PRIMARY KEY (kind, term, generation)
+    );
+    CREATE INDEX rag_terms_generation ON rag_terms (generation);
+    INSERT INTO rag_terms (kind, term, generation, df)
+    SELECT p.kind, p.term, g.generation, count(*)
+    FROM rag_postings p JOIN rag_chunks c ON c.id = p.chunk,
+         (SELECT max(generation) AS generation FROM rag_generations) g
+    WHERE c.born <= g.generation AND (c.died IS NULL OR c.died > g.generation)
+    GROUP BY p.kind, p.term, g.generation;
+    """,
 )
 
 

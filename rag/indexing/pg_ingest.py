@@ -62,9 +62,9 @@ def run_workers(job: WorkerJob, workers: int) -> None:
         process.start()
     for process in processes:
         process.join()
-    failed = [p.name for p in processes if p.exitcode != 0]
-    if failed:
-        log.warning("ingest workers %s failed", ", ".join(str(f) for f in failed))
+    failed = [f"{p.name} (exit code {p.exitcode})" for p in processes if p.exitcode != 0]
+    if failed:  # its open transaction was rolled back and its claim freed: the others took the document
+        log.warning("ingest workers %s failed", ", ".join(failed))
 
 
 def run_worker(job: WorkerJob) -> int:

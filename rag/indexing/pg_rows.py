@@ -54,19 +54,19 @@ def _write_chunks(cur: psycopg.Cursor, vid: int, part: Part, generation: int, an
     """The chunks with their vectors and lengths, and their postings (term frequencies)."""
     assert part.chunk_vectors is not None, "embed the part first"
     ids = [r[0] for r in cur.execute(_NEXT_IDS, (len(part.chunks),)).fetchall()]
-    postings: list[tuple[str, str, int, int]] = []
+    postings: list[tuple[str, str, int, int, int]] = []
     columns = "id, vid, chunk_id, n, start_at, end_at, sentences, word_length, gram_length, born, vector"
     with cur.copy(f"COPY rag_chunks ({columns}) FROM STDIN") as copy:
         for n, (chunk, vector, cid) in enumerate(zip(part.chunks, part.chunk_vectors, ids, strict=True)):
             words = Counter(analyzer.terms(chunk.text))
             grams = Counter(analyzer.grams(chunk.text))
-            postings += [(t, "w", cid, tf) for t, tf in words.items()]
-            postings += [(t, "g", cid, tf) for t, tf in grams.items()]
+            word_length, gram_length = _length(words), _length(grams)
+            postings += [(t, "w", cid, tf, word_length) for t, tf in words.items()]
+            postings += [(t, "g", cid, tf, gram_length) for t, tf in grams.items()]
             offsets = (chunk.start, chunk.end, list(chunk.sentences))
-            copy.write_row(
-                (cid, vid, chunk.chunk_id, n, *offsets, _length(words), _length(grams), generation, vector)
-            )
-    with cur.copy("COPY rag_postings (term, kind, chunk, tf) FROM STDIN") as copy:
+            lengths = (word_length, gram_length)
+            copy.write_row((cid, vid, chunk.chunk_id, n, *offsets, *lengths, generation, vector))
+    with cur.copy("COPY rag_postings (term, kind, chunk, tf, length) FROM STDIN") as copy:
         for posting in postings:
             copy.write_row(posting)
 
@@ -124,9 +124,39 @@ def commit_generation(conn: psycopg.Connection, generation: int, manifest: dict[
         "VALUES (%s, %s, %s, %s, %s, %s)",
         (generation, Jsonb(manifest), row[0], row[1], row[2], srow[0]),
     )
+    conn.execute(_TERMS_CHANGED, params)
+    conn.execute(_TERMS_FORGET, params)
     conn.execute("DELETE FROM rag_documents WHERE died <= %s", (generation - 1,))
     conn.execute("DELETE FROM rag_generations WHERE generation < %s", (generation - 1,))
     return Generation(generation, manifest, int(row[0]), int(row[1]), int(row[2]), int(srow[0]))
+
+
+# The document frequencies of generation g: for every term whose count changes (postings of chunks born in
+# g, minus those of chunks that die in g), a row (kind, term, g, df) = its latest df before g + the change.
+# A reader pinned to g reads each term's latest row at or before g.
+_TERMS_CHANGED = """
+WITH changed AS (
+    SELECT p.kind, p.term, sum(CASE WHEN c.born = %(g)s THEN 1 ELSE -1 END) AS delta
+    FROM rag_chunks c JOIN rag_postings p ON p.chunk = c.id
+    WHERE c.born = %(g)s OR c.died = %(g)s
+    GROUP BY p.kind, p.term
+    HAVING sum(CASE WHEN c.born = %(g)s THEN 1 ELSE -1 END) <> 0
+)
+INSERT INTO rag_terms (kind, term, generation, df)
+SELECT ch.kind, ch.term, %(g)s, coalesce(
+    (SELECT t.df FROM rag_terms t WHERE t.kind = ch.kind AND t.term = ch.term AND t.generation < %(g)s
+     ORDER BY t.generation DESC LIMIT 1), 0) + ch.delta
+FROM changed ch
+"""
+# Rows no reader needs any more: a readable generation is g or g - 1 (the snapshot before), so a row before
+# g - 1 is dead once a later row before g covers g - 1. A row is only ever superseded by a change of its
+# term, so only the terms changed in g are looked at (each term keeps at most three rows).
+_TERMS_FORGET = """
+DELETE FROM rag_terms t USING rag_terms n
+WHERE n.generation = %(g)s AND t.kind = n.kind AND t.term = n.term AND t.generation < %(g)s - 1
+  AND EXISTS (SELECT 1 FROM rag_terms u WHERE u.kind = t.kind AND u.term = t.term
+              AND u.generation > t.generation AND u.generation < %(g)s)
+"""
 
 
 def ensure_hnsw(conn: psycopg.Connection, dimension: int) -> None:

@@ -8,7 +8,9 @@ keeps dead rows for one generation more (the snapshot before), as the local stor
 
 BM25 is the local store's exactly (:mod:`rag.indexing.bm25`: bm25s's default ``lucene`` variant, k1 = 0.6,
 b = 0.75): ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` over all chunks of the generation, ``tf / (tf +
-k1 * (1 - b + b * len / avglen))``, summed once per occurrence of a term in the query; one SQL query.
+k1 * (1 - b + b * len / avglen))``, summed once per occurrence of a term in the query; one SQL query, an
+index-only scan of the query terms' postings, with each term's document frequency read from ``rag_terms``
+(kept per generation by the writer, :func:`rag.indexing.pg_rows.commit_generation`).
 """
 
 from __future__ import annotations
@@ -27,20 +29,30 @@ from rag.text.analysis import Analyzer
 from rag.types import Chunk, Document, Sentence
 
 _LIVE = "c.born <= %(g)s AND (c.died IS NULL OR c.died > %(g)s)"
+# Each term's document frequency in generation g: its latest rag_terms row at or before g.
+_DF = """
+    SELECT DISTINCT ON (t.term) t.term, t.df::float8 AS df
+    FROM rag_terms t JOIN q USING (term)
+    WHERE t.kind = %(kind)s AND t.generation <= %(g)s
+    ORDER BY t.term, t.generation DESC"""
+# One index-only scan of the query terms' postings (the primary key covers tf and the chunk's length); the
+# chunks a reader of g must not see (born after g, dead by g: the last update's, a few) are left out by id.
 _BM25 = f"""
 WITH q AS (SELECT term, count(*)::float8 AS qtf FROM unnest(%(terms)s::text[]) AS term GROUP BY term),
-df AS (
-    SELECT p.term, count(*)::float8 AS df
-    FROM rag_postings p JOIN q USING (term) JOIN rag_chunks c ON c.id = p.chunk
-    WHERE p.kind = %(kind)s AND {_LIVE} GROUP BY p.term)
-SELECT p.chunk, sum(q.qtf * ln(1 + (%(n)s - df.df + 0.5) / (df.df + 0.5))
-                    * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * c.{{length}} / %(avg)s)))
-FROM rag_postings p JOIN q USING (term) JOIN df USING (term) JOIN rag_chunks c ON c.id = p.chunk
-WHERE p.kind = %(kind)s AND {_LIVE}
-GROUP BY p.chunk
+df AS ({_DF}),
+w AS (SELECT q.term, q.qtf * ln(1 + (%(n)s - df.df + 0.5) / (df.df + 0.5)) AS idf
+      FROM q JOIN df USING (term) WHERE df.df > 0),
+s AS (
+    SELECT p.chunk, sum(w.idf * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / %(avg)s))) AS score
+    FROM w JOIN rag_postings p ON p.kind = %(kind)s AND p.term = w.term
+    WHERE p.chunk NOT IN (SELECT id FROM rag_chunks WHERE born > %(g)s OR died <= %(g)s)
+    GROUP BY p.chunk)
+SELECT coalesce(array_agg(chunk), '{{}}'), coalesce(array_agg(score), '{{}}') FROM s
 """
-_BM25_WORDS = _BM25.replace("{length}", "word_length")
-_BM25_GRAMS = _BM25.replace("{length}", "gram_length")
+_FREQUENCIES = f"""
+WITH q AS (SELECT DISTINCT term FROM unnest(%(terms)s::text[]) AS term)
+SELECT term, df FROM ({_DF}) df
+"""
 _EXACT = f"SELECT c.id FROM rag_chunks c WHERE {_LIVE} ORDER BY c.vector <#> %(q)s, c.id LIMIT %(k)s"
 # HNSW (built by the writer above RAG_APPROXIMATE_ABOVE chunks) is an index on the vector cast to its
 # dimension; the query names the same expression so that the planner walks the graph.
@@ -85,6 +97,8 @@ class PgSnapshot:
 
     def __post_init__(self) -> None:
         self._rows = {int(i): row for row, i in enumerate(self.chunk_ids.tolist())}
+        self._id_order = np.argsort(self.chunk_ids, kind="stable")
+        self._sorted_ids = self.chunk_ids[self._id_order]
         self._analyzer = Analyzer(self.manifest["lexical"]["language"])
 
     @property
@@ -131,13 +145,19 @@ class PgSnapshot:
             return scores
         length = self.generation.word_length if words else self.generation.gram_length
         params = self._params(terms=terms, kind="w" if words else "g", n=n, k1=K1, b=B, avg=length / n)
-        with self.db.connection() as conn:
-            rows = conn.execute(_BM25_WORDS if words else _BM25_GRAMS, params).fetchall()
-        for chunk, score in rows:
-            row = self._rows.get(chunk)
-            if row is not None:
-                scores[row] = score
+        with self.db.connection() as conn, conn.cursor(binary=True) as cur:
+            row = cur.execute(_BM25, params).fetchone()
+        assert row is not None
+        ids, values = np.asarray(row[0], dtype=np.int64), np.asarray(row[1], dtype=np.float64)
+        rows, found = self._rows_of(ids)
+        scores[rows[found]] = values[found]
         return scores
+
+    def _rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The snapshot rows of chunk database ids, and which of them the snapshot holds."""
+        at = np.minimum(np.searchsorted(self._sorted_ids, ids), max(len(self._sorted_ids) - 1, 0))
+        found = self._sorted_ids[at] == ids if len(self._sorted_ids) else np.zeros(len(ids), dtype=bool)
+        return self._id_order[at], found
 
     def sentence_vectors_for(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         return self._vectors("rag_sentences", self.sentence_ids[np.asarray(rows, dtype=np.int64)])
@@ -156,12 +176,9 @@ class PgSnapshot:
     def gram_frequencies(self, grams: Sequence[str]) -> np.ndarray:
         if not grams:
             return np.zeros(0, dtype=np.int64)
-        sql = (
-            "SELECT p.term, count(*) FROM rag_postings p JOIN rag_chunks c ON c.id = p.chunk "
-            f"WHERE p.kind = 'g' AND p.term = ANY(%(terms)s) AND {_LIVE} GROUP BY p.term"
-        )
         with self.db.connection() as conn:
-            found = dict(conn.execute(sql, self._params(terms=list(set(grams)))).fetchall())
+            params = self._params(terms=list(set(grams)), kind="g")
+            found = dict(conn.execute(_FREQUENCIES, params).fetchall())
         return np.array([found.get(g, 0) for g in grams], dtype=np.int64)
 
     def sentence_frequency(self, stem: str) -> tuple[int, int]:

@@ -239,6 +239,89 @@ def test_migrations_are_versioned_and_run_once(pg_url: str) -> None:
         second.close()
 
 
+_COUNTED_DF = """
+SELECT p.kind, p.term, count(*) FROM rag_postings p JOIN rag_chunks c ON c.id = p.chunk
+WHERE c.born <= %(g)s AND (c.died IS NULL OR c.died > %(g)s) GROUP BY p.kind, p.term
+"""
+_KEPT_DF = """
+SELECT DISTINCT ON (kind, term) kind, term, df FROM rag_terms WHERE generation <= %(g)s
+ORDER BY kind, term, generation DESC
+"""
+
+
+def _document_frequencies(db: Database, generation: int) -> tuple[dict[tuple[str, str], int], ...]:
+    """Each term's document frequency in ``generation``: counted from the postings, and as kept."""
+    with db.connection() as conn:
+        counted = {(k, t): n for k, t, n in conn.execute(_COUNTED_DF, {"g": generation}).fetchall()}
+        kept = {(k, t): n for k, t, n in conn.execute(_KEPT_DF, {"g": generation}).fetchall() if n}
+    return counted, kept
+
+
+def test_document_frequencies_are_kept_per_generation(fake_settings: Settings, pg_url: str) -> None:
+    """rag_terms, which BM25 reads instead of counting postings, equals the count in the latest generation
+    and in the one before (a reader may still be pinned to it) through additions, changes and removals,
+    and keeps at most three rows a term."""
+    corpus = Path(fake_settings.index.corpus_dir)
+    settings = _on_postgres(fake_settings, pg_url, fake_settings.index.index_dir)
+    pipeline = build_pipeline(settings, WordsEmbedder())
+    store = pipeline.store
+    assert isinstance(store, PostgresStore)
+    try:
+        pipeline.update_index()
+        steps = [
+            lambda: (corpus / "wale.md").write_text("# Wale\n\nWale sind Säugetiere. Blauwale sind groß.\n"),
+            lambda: (corpus / "wale.md").write_text("# Wale\n\nWale schwimmen im Meer.\n"),
+            lambda: next(p for p in sorted(corpus.iterdir()) if p.name != "wale.md").unlink(),
+            lambda: (corpus / "wale.md").unlink(),
+        ]
+        for step in steps:
+            step()
+            pipeline.update_index()
+            generation = store.load().generation.number
+            for g in (generation, generation - 1):
+                counted, kept = _document_frequencies(store.db, g)
+                assert counted == kept, g
+        with store.db.connection() as conn:
+            rows = "SELECT max(n) FROM (SELECT count(*) AS n FROM rag_terms GROUP BY kind, term)"
+            most = conn.execute(rows).fetchone()
+            assert most is not None and most[0] <= 3
+    finally:
+        pipeline.close()
+
+
+def test_a_schema_2_database_migrates_and_scores_the_same(fake_settings: Settings, pg_url: str) -> None:
+    """Migration 3 (postings with lengths under a covering key, document frequencies per generation) on a
+    database written by schema 2 keeps every BM25 score."""
+    settings = _on_postgres(fake_settings, pg_url, fake_settings.index.index_dir)
+    pipeline = build_pipeline(settings, WordsEmbedder())
+    questions = [q["question"] for q in QUESTIONS["answerable"][:8]]
+    old = pipeline.store
+    assert isinstance(old, PostgresStore)
+    try:
+        pipeline.update_index()
+        snap = old.load()
+        before = [(snap.lexical_scores(q), snap.lexical_scores(q, words=True)) for q in questions]
+        with old.db.connection() as conn, conn.transaction():  # back to what schema 2 wrote
+            conn.execute("ALTER TABLE rag_postings DROP CONSTRAINT rag_postings_pkey")
+            conn.execute("ALTER TABLE rag_postings ADD PRIMARY KEY (kind, term, chunk)")
+            conn.execute("ALTER TABLE rag_postings DROP COLUMN length")
+            conn.execute("DROP TABLE rag_terms")
+            conn.execute("DROP INDEX rag_chunks_born, rag_chunks_died")
+            conn.execute("DELETE FROM rag_schema WHERE version = 3")
+    finally:
+        pipeline.close()
+    db, store = Database(pg_url), PostgresStore(fake_settings.index.index_dir, pg_url, 200, 1, 25_000)
+    try:
+        assert schema_version(db) == len(MIGRATIONS) == 3
+        snap = store.load()
+        after = [(snap.lexical_scores(q), snap.lexical_scores(q, words=True)) for q in questions]
+        for (grams, words), (grams2, words2) in zip(before, after, strict=True):
+            assert grams.any() and np.allclose(grams, grams2) and np.allclose(words, words2)
+    finally:
+        db.close()
+        store.close()
+
+
 def test_an_unreachable_url_is_a_clear_error(tmp_path: Path) -> None:
     store = PostgresStore(tmp_path, f"postgresql://postgres@/postgres?host={tmp_path}", 200, 1, 25_000)
     with pytest.raises(StoreUnavailableError, match="database is unavailable"):

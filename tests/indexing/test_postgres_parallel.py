@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +120,51 @@ def test_a_failed_worker_leaves_the_previous_state_and_the_next_update_cleans_up
         after = store.load()
         assert after.build_id == before.build_id and list(after.chunks) == list(before.chunks)
         parallel.update_index()  # discards the failed run's rows, then builds as one process would
+        single.update_index()
+        _same_index(parallel, single)
+    finally:
+        parallel.close()
+        single.close()
+
+
+class _KilledOnWhalesOnce(WordsEmbedder):
+    """SIGKILLs its own worker process the first time any worker embeds the whales (``marker`` says it
+    happened): a worker lost in the middle of a document, its claim held and its transaction open."""
+
+    def __init__(self, marker: Path) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if any("Wale" in t for t in texts) and not self.marker.exists():
+            self.marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().embed_documents(texts)
+
+
+def _killed_once_embedder(marker: Path) -> WordsEmbedder:
+    return _KilledOnWhalesOnce(marker)
+
+
+def test_a_worker_killed_mid_document_is_covered_by_the_other(
+    fake_settings: Settings, pg_url: str, other_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL of one of two workers while it holds a claim: the database rolls its transaction back and
+    frees the claim, the other worker takes the document, and the run commits what one process builds."""
+    corpus = Path(fake_settings.index.corpus_dir)
+    for i in range(2):
+        _write(corpus, i)
+    parallel, single = _pipeline(fake_settings, pg_url, "a"), _pipeline(fake_settings, other_url, "b")
+    try:
+        parallel.update_index()
+        (corpus / "wale.txt").write_text("Ein Text über Wale. Wale schwimmen.", encoding="utf-8")
+        for i in range(2, 6):
+            _write(corpus, i)
+        store = parallel.store
+        assert isinstance(store, PostgresStore)
+        marker = tmp_path / "killed"
+        _, report = store.update_parallel(corpus, WordsEmbedder(), partial(_killed_once_embedder, marker), 2)
+        assert marker.exists() and report.embedded_files == 5
         single.update_index()
         _same_index(parallel, single)
     finally:

@@ -121,6 +121,30 @@ def _summary(report: Report, key: str, values: list[float]) -> None:
     report.add(f"{key}.p95", float(np.percentile(values, 95)), "ms")
 
 
+def _postings_read(pg: Any, text: str, full: np.ndarray, pool: int) -> tuple[int, int]:
+    """The postings the n-gram BM25 query reads for ``text`` (every posting of its distinct n-grams), and
+    how many of them a MaxScore top-``pool`` would read: the postings of the terms whose upper bounds
+    (``qtf * idf``, as tf / (tf + K) < 1) are not all needed to stay below the pool's last exact score."""
+    from collections import Counter
+
+    counts = Counter(pg.analyzer.grams(text))
+    terms = list(counts)
+    dfs = dict(zip(terms, pg.gram_frequencies(terms).tolist(), strict=True))
+    n = pg.generation.chunks
+    bounds = sorted(
+        ((counts[t] * np.log(1 + (n - df + 0.5) / (df + 0.5)), df) for t, df in dfs.items() if df),
+        reverse=True,
+    )
+    theta = float(np.sort(full)[-pool]) if len(full) >= pool else 0.0
+    rest, essential = 0.0, 0
+    for i in range(len(bounds) - 1, -1, -1):  # the longest tail whose bounds sum below the threshold
+        if rest + bounds[i][0] >= theta:
+            essential = i + 1
+            break
+        rest += bounds[i][0]
+    return sum(df for _, df in bounds), sum(df for _, df in bounds[:essential])
+
+
 def _measure(report: Report, label: str, local: Any, pg: Any, queries: list[Any], cfg: Any) -> None:
     from rag.indexing.vectors import build_vector_index
     from rag.retrieval.hybrid import retrieve
@@ -168,6 +192,11 @@ def _measure(report: Report, label: str, local: Any, pg: Any, queries: list[Any]
             pg.approximate = True
             hits += len(want & set(pg.dense_search(v, 10).tolist()))
         report.add(f"{label}.postgres.hnsw_overlap@10", hits / (10 * len(queries)))
+    read = [_postings_read(pg, q.lexical, pg.lexical_scores(q.lexical), pool) for q in queries]
+    report.add(f"{label}.postgres.postings_read.median", median([float(r[0]) for r in read]), "",
+               "postings the n-gram BM25 query reads per question")  # fmt: skip
+    report.add(f"{label}.postgres.maxscore_share.median", median([r[1] / max(r[0], 1) for r in read]), "",
+               "share of them a MaxScore top-50 would read (not built)")  # fmt: skip
     pg.approximate = approx
 
 

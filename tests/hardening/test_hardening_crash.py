@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from bench.common import free_port, wait_ready
 from rag.embedding.fake import WordsEmbedder
@@ -33,7 +34,7 @@ from rag.ingest.loading import load_corpus
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 
-from ..conftest import BENCH, ROOT, WORDS_MODEL
+from ..conftest import BENCH, BOTH_STORES, ROOT, WORDS_MODEL
 
 KEY = "crash-test-key-31c5"
 KILLS = 12
@@ -61,36 +62,47 @@ def _article() -> bytes:
     return "\n\n".join(parts).encode()
 
 
-def _settings(corpus: Path, index: Path) -> Settings:
-    return Settings(corpus_dir=corpus, index_dir=index, model="test:words", composer_model=WORDS_MODEL)
+def _settings(corpus: Path, index: Path, url: str | None = None) -> Settings:
+    """The local store, or with ``url`` the postgres store on that database."""
+    settings = Settings(corpus_dir=corpus, index_dir=index, model="test:words", composer_model=WORDS_MODEL)
+    return settings.updated(store="postgres", database_url=SecretStr(url)) if url else settings
 
 
-def _on_disk(corpus: Path, index: Path) -> tuple[bool, list[str]]:
-    """Whether the index on disk holds the article, and its answers (checksums verified on load)."""
-    pipeline = build_pipeline(_settings(corpus, index), WordsEmbedder())
-    pipeline._snap = load_snapshot(index)  # exactly what is on disk, no rebuild
-    return NAME in pipeline._snap.manifest["files"], [pipeline.ask(q).answer for q in QUESTIONS]
+def _store_env(url: str | None) -> dict[str, str]:
+    return {"RAG_STORE": "postgres", "RAG_DATABASE_URL": url} if url else {}
 
 
-def _restart(corpus: Path, index: Path) -> Pipeline:
-    """What a server does at start (warm-up: the index brought up to date with the corpus)."""
-    pipeline = build_pipeline(_settings(corpus, index), WordsEmbedder())
+def _on_disk(settings: Settings) -> tuple[bool, list[str]]:
+    """Whether the stored index holds the article, and its answers: exactly what the store holds, no
+    rebuild (locally: the build folder, checksums verified on load; postgres: the last committed state)."""
+    pipeline = build_pipeline(settings, WordsEmbedder())
+    try:
+        pipeline._snap = pipeline.store.load()
+        return NAME in pipeline._snap.manifest["files"], [pipeline.ask(q).answer for q in QUESTIONS]
+    finally:
+        pipeline.close()
+
+
+def _restart(settings: Settings) -> Pipeline:
+    """What a server does at start (warm-up: the index brought up to date with the corpus); close it."""
+    pipeline = build_pipeline(settings, WordsEmbedder())
     pipeline.warm_up()
     return pipeline
 
 
-def _serve(corpus: Path, index: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(settings: Settings, log: Path, url: str | None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "RAG_MODEL": "test:words-slow", "RAG_CORPUS_DIR": str(corpus),
-           "RAG_INDEX_DIR": str(index), "RAG_API_KEY": KEY,
-           "RAG_COMPOSER_MODEL": str(WORDS_MODEL)}  # fmt: skip
+    ix = settings.index
+    env = {**os.environ, "RAG_MODEL": "test:words-slow", "RAG_CORPUS_DIR": str(ix.corpus_dir),
+           "RAG_INDEX_DIR": str(ix.index_dir), "RAG_API_KEY": KEY,
+           "RAG_COMPOSER_MODEL": str(WORDS_MODEL), **_store_env(url)}  # fmt: skip
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", _SERVE, str(port)], cwd=ROOT, env=env, stdout=out, stderr=out
         )
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url, process, log, timeout=120)
-    return process, url
+    address = f"http://127.0.0.1:{port}"
+    wait_ready(address, process, log, timeout=120)
+    return process, address
 
 
 def _upload(url: str, data: bytes, outcome: dict[str, object]) -> None:
@@ -104,30 +116,35 @@ def _upload(url: str, data: bytes, outcome: dict[str, object]) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_sigkill_during_uploads_loses_nothing(seed_corpus: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store_kind", BOTH_STORES)
+def test_sigkill_during_uploads_loses_nothing(
+    seed_corpus: Path, tmp_path: Path, store_kind: str, request: pytest.FixtureRequest
+) -> None:
     corpus, index, log, data = seed_corpus, tmp_path / "index", tmp_path / "server.log", _article()
+    db = request.getfixturevalue("pg_url") if store_kind == "postgres" else None
+    settings = _settings(corpus, index, db)
     seeds = {p.name for p in corpus.iterdir()}
-    _restart(corpus, index)
-    _, before = _on_disk(corpus, index)
+    _restart(settings).close()
+    _, before = _on_disk(settings)
 
     # one whole upload, timed, gives the answers with the article; deleting it gives the first ones back
-    process, url = _serve(corpus, index, log)
+    process, url = _serve(settings, log, db)
     started = time.perf_counter()
     outcome: dict[str, object] = {}
     _upload(url, data, outcome)
     upload_seconds = time.perf_counter() - started
     assert outcome == {"status": 201}, (outcome, log.read_text()[-2000:])
-    indexed, with_article = _on_disk(corpus, index)
+    indexed, with_article = _on_disk(settings)
     assert indexed and with_article != before
     response = httpx.delete(f"{url}/documents/{NAME[:-4]}", headers={"X-API-Key": KEY}, timeout=60)
     assert response.status_code == 200
-    assert _on_disk(corpus, index) == (False, before)
+    assert _on_disk(settings) == (False, before)
     process.kill()
     process.wait()
 
     outcomes: Counter[str] = Counter()
     for i in range(KILLS):
-        process, url = _serve(corpus, index, log)
+        process, url = _serve(settings, log, db)
         outcome = {}
         upload = threading.Thread(target=_upload, args=(url, data, outcome))
         upload.start()
@@ -144,12 +161,13 @@ def test_sigkill_during_uploads_loses_nothing(seed_corpus: Path, tmp_path: Path)
         assert all(p.name.startswith(".upload-") for p in corpus.iterdir() if p.name.startswith("."))
         assert {d.path for d in load_corpus(corpus).documents} == visible  # leftovers are not read
 
-        indexed, answers = _on_disk(corpus, index)
+        indexed, answers = _on_disk(settings)
         assert answers == (with_article if indexed else before)  # the index there answers as before
         assert stored or not indexed
         assert indexed or outcome.get("status") != 201  # an answered upload is in the index
-        build = current_build(index)  # half-written builds are hidden .tmp-* folders the loader never reads
-        assert build is not None and build.is_dir() and not build.name.startswith(".")
+        if db is None:  # half-written builds are hidden .tmp-* folders the loader never reads
+            build = current_build(index)
+            assert build is not None and build.is_dir() and not build.name.startswith(".")
         outcomes[
             "completed" if outcome.get("status") == 201
             else "indexed, answer lost" if indexed
@@ -157,31 +175,34 @@ def test_sigkill_during_uploads_loses_nothing(seed_corpus: Path, tmp_path: Path)
             else "not stored"
         ] += 1  # fmt: skip
 
-        restarted = _restart(corpus, index)  # a restarted server catches up with the corpus
+        restarted = _restart(settings)  # a restarted server catches up with the corpus
         assert set(restarted.snapshot.manifest["files"]) == visible
         assert [restarted.ask(q).answer for q in QUESTIONS] == (with_article if stored else before)
+        restarted.close()
         if i < KILLS - 1:
             (corpus / NAME).unlink(missing_ok=True)
-            _restart(corpus, index)
+            _restart(settings).close()
 
-    print(f"\n{KILLS} kills during uploads: {dict(outcomes)}")
+    print(f"\n{KILLS} kills during uploads ({store_kind} store): {dict(outcomes)}")
     assert outcomes["completed"] < KILLS // 2, outcomes  # most kills landed inside the upload
-    _check_rag_serve_agrees(corpus, index, tmp_path, with_article if stored else before)
+    _check_rag_serve_agrees(corpus, index, tmp_path, with_article if stored else before, db)
 
 
-def _check_rag_serve_agrees(corpus: Path, index: Path, tmp_path: Path, expected: list[str]) -> None:
+def _check_rag_serve_agrees(
+    corpus: Path, index: Path, tmp_path: Path, expected: list[str], db: str | None = None
+) -> None:
     """The real `rag serve` started on what the last kill left: it serves exactly the corpus."""
-    with _rag_serve(corpus, index, tmp_path / "serve.log") as url:
+    with _rag_serve(corpus, index, tmp_path / "serve.log", db) as url:
         paths = {d["path"] for d in httpx.get(f"{url}/documents", timeout=30).json()["documents"]}
         assert paths == {p.name for p in corpus.iterdir() if not p.name.startswith(".")}
         assert _ask_all(url) == expected
 
 
 @contextmanager
-def _rag_serve(corpus: Path, index: Path, log: Path) -> Iterator[str]:
+def _rag_serve(corpus: Path, index: Path, log: Path, db: str | None = None) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "RAG_MODEL": "test:words", "GRADIO_ANALYTICS_ENABLED": "False",
-           "RAG_COMPOSER_MODEL": str(WORDS_MODEL)}  # fmt: skip
+           "RAG_COMPOSER_MODEL": str(WORDS_MODEL), **_store_env(db)}  # fmt: skip
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--corpus", str(corpus),
            "--index", str(index)]  # fmt: skip
     with open(log, "wb") as out:
@@ -246,7 +267,7 @@ def test_the_server_rebuilds_a_damaged_index_at_start(
 
 def test_rag_serve_rebuilds_damaged_vectors_at_start(seed_corpus: Path, tmp_path: Path) -> None:
     index = tmp_path / "index"
-    pipeline = _restart(seed_corpus, index)
+    pipeline = _restart(_settings(seed_corpus, index))
     expected = [pipeline.ask(q).answer for q in QUESTIONS]
     damaged = current_build(index)
     assert damaged is not None

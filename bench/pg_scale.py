@@ -175,11 +175,14 @@ def _measure(report: Report, label: str, local: Any, pg: Any, queries: list[Any]
         pg.approximate = approx
         add("local.lexical", lambda q=q: local.lexical_scores(q.lexical))
         add("postgres.lexical", lambda q=q: pg.lexical_scores(q.lexical))
+        rows = local.dense_search(v[0], pool)  # the dense pool, whose scores retrieval also needs
+        add("local.lexical_top", lambda q=q, r=rows: local.lexical_scores(q.lexical, top=pool, rows=r))
+        add("postgres.lexical_top", lambda q=q, r=rows: pg.lexical_scores(q.lexical, top=pool, rows=r))
         add("local.retrieve", lambda q=q: retrieve(local, q, 10, cfg))
         add("postgres.retrieve", lambda q=q: retrieve(pg, q, 10, cfg))
     for key, values in times.items():
         _summary(report, f"{label}.{key}", values)
-    for op in ("dense_exact", "dense_hnsw", "lexical", "retrieve"):
+    for op in ("dense_exact", "dense_hnsw", "lexical", "lexical_top", "retrieve"):
         if f"local.{op}" in times:
             ratio = median(times[f"postgres.{op}"]) / median(times[f"local.{op}"])
             report.add(f"{label}.ratio.{op}", ratio, "x", "postgres / local, medians, same run")

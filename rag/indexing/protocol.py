@@ -65,10 +65,14 @@ class IndexSnapshot(Protocol):
         """
         ...
 
-    def lexical_scores(self, text: str, words: bool = False) -> np.ndarray:
+    def lexical_scores(
+        self, text: str, words: bool = False, top: int = 0, rows: np.ndarray | None = None
+    ) -> np.ndarray:
         """Every chunk's BM25 score for ``text``: over character n-grams, or stemmed ``words``. Statistics
         (idf, lengths) are the whole index's, filtered or not, so a filter changes which chunks compete,
-        never their scores; retrieval reads the scores of a filter's rows only."""
+        never their scores; retrieval reads the scores of a filter's rows only. With ``top`` > 0 a store
+        may give exact scores only to the ``top`` best chunks and to ``rows``, and 0 to the rest (the
+        postgres store prunes its n-gram query so, above RAG_APPROXIMATE_ABOVE chunks)."""
         ...
 
     def sentence_vectors_for(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -78,7 +78,9 @@ class Snapshot:
         scores = self.chunk_vectors[rows] @ vector.reshape(-1).astype(np.float32)
         return rows[np.lexsort((rows, -scores))[: max(k, 0)]]
 
-    def lexical_scores(self, text: str, words: bool = False) -> np.ndarray:
+    def lexical_scores(
+        self, text: str, words: bool = False, top: int = 0, rows: np.ndarray | None = None
+    ) -> np.ndarray:
         return self.bm25.scores(text) if words else self.bm25.gram_scores(text)
 
     def sentence_vectors_for(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:

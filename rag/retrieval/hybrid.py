@@ -71,11 +71,13 @@ def channels(
     """Candidates from each retriever's ``pool`` best, with both scores computed for all of them; with
     ``allowed`` (a filter's chunk rows), each retriever's ``pool`` best among those rows."""
     q = query_vector.reshape(-1).astype(np.float32)
-    lexical = snap.lexical_scores(query, words)
     if allowed is None:
         pool = min(pool, len(snap.chunks))
-        ids = np.unique(np.concatenate([snap.dense_search(q, pool), _top(lexical, pool)]))
+        dense_ids = snap.dense_search(q, pool)
+        lexical = snap.lexical_scores(query, words, top=pool, rows=dense_ids)
+        ids = np.unique(np.concatenate([dense_ids, _top(lexical, pool)]))
     else:
+        lexical = snap.lexical_scores(query, words)
         pool = min(pool, len(allowed))
         dense_ids = snap.dense_search(q, pool, allowed)
         ids = np.unique(np.concatenate([dense_ids, allowed[_top(lexical[allowed], pool)]]))

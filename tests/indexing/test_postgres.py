@@ -24,13 +24,14 @@ from rag.http.app import create_app
 from rag.indexing.local import LocalStore
 from rag.indexing.pg_db import MIGRATIONS, Database, schema_version
 from rag.indexing.pg_server import EmbeddedServer, start_replica
+from rag.indexing.pg_snapshot import PgSnapshot
 from rag.indexing.postgres import PostgresStore
 from rag.pipeline import Pipeline, build_pipeline
 from rag.retrieval.followup import Turn
 from rag.settings import Settings
 from rag.types import Answer
 
-from ..conftest import DATA, outside_pytest_tmp
+from ..conftest import BENCH, DATA, outside_pytest_tmp
 
 pytestmark = pytest.mark.postgres
 QUESTIONS = json.loads((DATA / "seed_questions.json").read_text(encoding="utf-8"))
@@ -320,6 +321,45 @@ def test_a_schema_2_database_migrates_and_scores_the_same(fake_settings: Setting
     finally:
         db.close()
         store.close()
+
+
+def test_pruned_bm25_gives_the_exact_scores_of_the_best_chunks(
+    fake_settings: Settings, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MaxScore pruning (``lexical_scores(…, top=k, rows=…)``) returns exactly the full query's scores
+    for the k best chunks and for the rows asked for, whichever round it ends in, and 0 elsewhere."""
+    corpus = Path(fake_settings.index.corpus_dir)
+    data = json.loads((BENCH / "xquad-de-dev.json").read_text(encoding="utf-8"))["data"]
+    for i, article in enumerate(data[:12]):
+        text = "\n\n".join(p["context"] for p in article["paragraphs"])
+        (corpus / f"xquad-{i:02d}.txt").write_text(text, encoding="utf-8")
+    settings = _on_postgres(fake_settings, pg_url, fake_settings.index.index_dir).updated(chunk_tokens=64)
+    pipeline = build_pipeline(settings, WordsEmbedder())
+    try:
+        pipeline.update_index()
+        snap = pipeline.snapshot
+        assert isinstance(snap, PgSnapshot) and len(snap.chunks) > 200
+        snap.prune_above = 0  # prune at this size too (the default starts at 25,000 chunks)
+        questions = [q["question"] for a in data[:12] for p in a["paragraphs"] for q in p["qas"]][::9]
+        rng = np.random.default_rng(7)
+        queries: list[int] = []
+        query = PgSnapshot._query
+        monkeypatch.setattr(PgSnapshot, "_query", lambda *a: (queries.append(1), query(*a))[1])
+        rounds = set()
+        for top in (1, 5, 50):
+            for question in questions:
+                full = snap.lexical_scores(question)
+                rows = rng.choice(len(snap.chunks), 20, replace=False)
+                queries.clear()
+                pruned = snap.lexical_scores(question, top=top, rows=rows)
+                rounds.add(len(queries))
+                best = np.argsort(-full, kind="stable")[:top]
+                assert np.allclose(pruned[best], full[best], rtol=1e-6), (top, question)
+                assert np.allclose(pruned[rows], full[rows], rtol=1e-6), (top, question)
+                assert np.all((pruned == 0) | np.isclose(pruned, full, rtol=1e-6))
+        assert {2, 3} <= rounds  # one round and the lookup, or two rounds and the lookup
+    finally:
+        pipeline.close()
 
 
 def test_an_unreachable_url_is_a_clear_error(tmp_path: Path) -> None:

@@ -199,7 +199,7 @@ def _measure(report: Report, label: str, local: Any, pg: Any, queries: list[Any]
     report.add(f"{label}.postgres.postings_read.median", median([float(r[0]) for r in read]), "",
                "postings the n-gram BM25 query reads per question")  # fmt: skip
     report.add(f"{label}.postgres.maxscore_share.median", median([r[1] / max(r[0], 1) for r in read]), "",
-               "share of them a MaxScore top-50 would read (not built)")  # fmt: skip
+               "share of them a MaxScore top-50 must read in full, knowing the threshold")  # fmt: skip
     pg.approximate = approx
 
 

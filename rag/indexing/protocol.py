@@ -72,7 +72,7 @@ class IndexSnapshot(Protocol):
         (idf, lengths) are the whole index's, filtered or not, so a filter changes which chunks compete,
         never their scores; retrieval reads the scores of a filter's rows only. With ``top`` > 0 a store
         may give exact scores only to the ``top`` best chunks and to ``rows``, and 0 to the rest (the
-        postgres store prunes its n-gram query so, above RAG_APPROXIMATE_ABOVE chunks)."""
+        postgres store prunes its n-gram query so above 25,000 chunks: PgSnapshot._pruned)."""
         ...
 
     def sentence_vectors_for(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -213,6 +213,8 @@ class PgSnapshot:
             if postings[needed - 1] > GIVE_UP_SHARE * postings[-1]:
                 return self._query(_BM25_ALL, params)
             essential = needed
+        else:  # float rounding left θ below the bound after all: no pruning is safe
+            return self._query(_BM25_ALL, params)
         keep = partial + rest[essential] >= theta
         candidates = np.union1d(ids[keep], also)
         base = dict(zip(ids.tolist(), partial.tolist(), strict=True))

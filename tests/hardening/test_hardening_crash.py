@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -81,6 +82,25 @@ def _on_disk(settings: Settings) -> tuple[bool, list[str]]:
         return NAME in pipeline._snap.manifest["files"], [pipeline.ask(q).answer for q in QUESTIONS]
     finally:
         pipeline.close()
+
+
+def _settled(url: str | None) -> None:
+    """Wait until the killed server's database sessions are gone. A backend finishes the statement it is
+    running, a COMMIT included, after its client died, so an upload's transaction may still commit just
+    after the kill; the stored state is read once it cannot change any more."""
+    if url is None:
+        return
+    others = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    )
+    deadline = time.monotonic() + 30
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if conn.execute(others).fetchone() == (0,):
+                return
+            time.sleep(0.05)
+    raise AssertionError("the killed server's database sessions did not end within 30 s")
 
 
 def _restart(settings: Settings) -> Pipeline:
@@ -152,13 +172,15 @@ def test_sigkill_during_uploads_loses_nothing(
         process.send_signal(signal.SIGKILL)
         process.wait()
         upload.join(timeout=60)
+        _settled(db)
 
         stored = (corpus / NAME).exists()
         visible = {p.name for p in corpus.iterdir() if not p.name.startswith(".")}
         assert visible == seeds | ({NAME} if stored else set()), visible
         if stored:
             assert (corpus / NAME).read_bytes() == data  # the whole file, never a part of it
-        assert all(p.name.startswith(".upload-") for p in corpus.iterdir() if p.name.startswith("."))
+        # a kill while the file is written leaves atomic_path's temporary file, which the loader skips
+        assert all(p.name.startswith(".tmp-") for p in corpus.iterdir() if p.name.startswith("."))
         assert {d.path for d in load_corpus(corpus).documents} == visible  # leftovers are not read
 
         indexed, answers = _on_disk(settings)

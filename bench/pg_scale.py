@@ -127,14 +127,12 @@ def _postings_read(pg: Any, text: str, full: np.ndarray, pool: int) -> tuple[int
     (``qtf * idf``, as tf / (tf + K) < 1) are not all needed to stay below the pool's last exact score."""
     from collections import Counter
 
+    from rag.indexing.pg_snapshot import term_bounds
+
     counts = Counter(pg.analyzer.grams(text))
     terms = list(counts)
     dfs = dict(zip(terms, pg.gram_frequencies(terms).tolist(), strict=True))
-    n = pg.generation.chunks
-    bounds = sorted(
-        ((counts[t] * np.log(1 + (n - df + 0.5) / (df + 0.5)), df) for t, df in dfs.items() if df),
-        reverse=True,
-    )
+    bounds = [(b, dfs[t]) for t, b in term_bounds(counts, dfs, pg.generation.chunks)]
     theta = float(np.sort(full)[-pool]) if len(full) >= pool else 0.0
     rest, essential = 0.0, 0
     for i in range(len(bounds) - 1, -1, -1):  # the longest tail whose bounds sum below the threshold

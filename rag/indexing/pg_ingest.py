@@ -93,7 +93,7 @@ def _one(db: Database, job: WorkerJob, embedder: Embedder, analyzer: Analyzer) -
         path, sha256, dead = row
         part = _part(job, path, sha256, embedder)
         if dead is not None:
-            _mark_dead(conn, [dead], job.generation)
+            mark_dead(conn, [dead], job.generation)
         write_part(conn, part, job.generation, analyzer)
         conn.execute(
             "UPDATE rag_ingest_jobs SET done = true WHERE path = %s AND generation = %s",
@@ -114,7 +114,8 @@ def _part(job: WorkerJob, path: str, sha256: str, embedder: Embedder) -> Part:
     return part
 
 
-def _mark_dead(conn: psycopg.Connection, vids: list[int], generation: int) -> None:
+def mark_dead(conn: psycopg.Connection, vids: list[int], generation: int) -> None:
+    """Versions ``vids`` (documents and their chunks) die in ``generation``."""
     conn.execute("UPDATE rag_documents SET died = %s WHERE vid = ANY(%s)", (generation, vids))
     conn.execute("UPDATE rag_chunks SET died = %s WHERE vid = ANY(%s)", (generation, vids))
 
@@ -131,7 +132,7 @@ def plan_jobs(
     ):
         for path, sha256, replaces in jobs:
             copy.write_row((path, sha256, replaces, generation))
-    _mark_dead(conn, dead, generation)
+    mark_dead(conn, dead, generation)
 
 
 def check_jobs_done(conn: psycopg.Connection, generation: int) -> None:

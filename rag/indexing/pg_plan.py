@@ -27,6 +27,10 @@ class Live:
     doc_id: str
     sha256: str
 
+    def holds(self, doc: Document) -> bool:
+        """This version is ``doc``: same content hash and id (its rows and vectors can stay)."""
+        return (self.sha256, self.doc_id) == (doc.sha256, doc.doc_id)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -54,11 +58,7 @@ class Plan:
     @property
     def reanalyse(self) -> bool:
         """Some versions keep their vectors but need new postings (the lexical method changed)."""
-        return self.vectors_ok and any(
-            d.path in self.live
-            and (self.live[d.path].sha256, self.live[d.path].doc_id) == (d.sha256, d.doc_id)
-            for d in self.fresh
-        )
+        return self.vectors_ok and any(d.path in self.live and self.live[d.path].holds(d) for d in self.fresh)
 
 
 def plan_update(
@@ -98,11 +98,7 @@ def live_vid(live: Live | None) -> int | None:
 
 def _unchanged(docs: list[Document], live: dict[str, Live]) -> set[str]:
     """Paths whose live version has the same content hash and id: their rows stay as they are."""
-    return {
-        d.path
-        for d in docs
-        if d.path in live and (live[d.path].sha256, live[d.path].doc_id) == (d.sha256, d.doc_id)
-    }
+    return {d.path for d in docs if d.path in live and live[d.path].holds(d)}
 
 
 def _live(conn: psycopg.Connection) -> dict[str, Live]:

@@ -140,13 +140,12 @@ WITH changed AS (
     FROM rag_chunks c JOIN rag_postings p ON p.chunk = c.id
     WHERE c.born = %(g)s OR c.died = %(g)s
     GROUP BY p.kind, p.term
-    HAVING sum(CASE WHEN c.born = %(g)s THEN 1 ELSE -1 END) <> 0
 )
 INSERT INTO rag_terms (kind, term, generation, df)
 SELECT ch.kind, ch.term, %(g)s, coalesce(
     (SELECT t.df FROM rag_terms t WHERE t.kind = ch.kind AND t.term = ch.term AND t.generation < %(g)s
      ORDER BY t.generation DESC LIMIT 1), 0) + ch.delta
-FROM changed ch
+FROM changed ch WHERE ch.delta <> 0
 """
 # Rows no reader needs any more: a readable generation is g or g - 1 (the snapshot before), so a row before
 # g - 1 is dead once a later row before g covers g - 1. A row is only ever superseded by a change of its

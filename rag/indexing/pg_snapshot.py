@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,15 @@ _APPROX = (
 )
 
 
+def term_bounds(counts: Mapping[str, int], dfs: Mapping[str, int], n: int) -> list[tuple[str, float]]:
+    """Each query term's highest possible BM25 contribution, ``qtf * idf`` (``tf / (tf + K) < 1``), for
+    the terms some chunk holds, highest (rarest) first; ties by term."""
+    bounds = [
+        (t, counts[t] * float(np.log(1 + (n - dfs[t] + 0.5) / (dfs[t] + 0.5)))) for t in counts if dfs.get(t)
+    ]
+    return sorted(bounds, key=lambda pair: (-pair[1], pair[0]))
+
+
 def as_array(value: Any) -> np.ndarray:
     """A vector as the driver returns it (pgvector's ``Vector`` in binary results, else an array)."""
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
@@ -103,12 +112,10 @@ class PgSnapshot:
     approximate: bool
     extras: dict[str, Any] = field(default_factory=dict)
     prune_above: int = PRUNE_ABOVE
-    _rows: dict[int, int] = field(default_factory=dict)  # chunk database id -> row
     _frequencies: dict[str, tuple[int, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._rows = {int(i): row for row, i in enumerate(self.chunk_ids.tolist())}
         self._id_order = np.argsort(self.chunk_ids, kind="stable")
         self._sorted_ids = self.chunk_ids[self._id_order]
         self._analyzer = Analyzer(self.manifest["lexical"]["language"])
@@ -147,7 +154,8 @@ class PgSnapshot:
                 found = conn.execute(sql, params).fetchall()
             else:
                 found = conn.execute(_EXACT, params).fetchall()
-        return np.array([self._rows[r[0]] for r in found if r[0] in self._rows], dtype=np.int64)
+        at, held = self._rows_of(np.array([r[0] for r in found], dtype=np.int64))
+        return at[held]
 
     def lexical_scores(
         self, text: str, words: bool = False, top: int = 0, rows: np.ndarray | None = None
@@ -190,14 +198,11 @@ class PgSnapshot:
         counts = Counter(params["terms"])
         with self.db.connection() as conn:
             dfs = dict(conn.execute(_FREQUENCIES, {**params, "terms": list(counts)}).fetchall())
-        n = params["n"]
-        terms = sorted(
-            (t for t in counts if dfs.get(t)),
-            key=lambda t: (-counts[t] * np.log(1 + (n - dfs[t] + 0.5) / (dfs[t] + 0.5)), t),
-        )
-        if not terms:
+        bounds = term_bounds(counts, dfs, params["n"])
+        if not bounds:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        bound = np.array([counts[t] * np.log(1 + (n - dfs[t] + 0.5) / (dfs[t] + 0.5)) for t in terms])
+        terms = [t for t, _ in bounds]
+        bound = np.array([b for _, b in bounds])
         rest = np.append(np.cumsum(bound[::-1])[::-1], 0.0)  # rest[e]: the bounds of terms[e:]
         postings = np.cumsum([dfs[t] for t in terms])
         essential = int(np.searchsorted(postings, FIRST_ROUND_SHARE * postings[-1], side="right")) or 1

@@ -25,7 +25,7 @@ from rag.embedding.base import Embedder, embedder_info
 from rag.errors import IndexError_
 from rag.indexing.build import BuildReport, Part, embed_parts
 from rag.indexing.pg_db import Database
-from rag.indexing.pg_ingest import WorkerJob, check_jobs_done, plan_jobs, run_workers
+from rag.indexing.pg_ingest import WorkerJob, check_jobs_done, mark_dead, plan_jobs, run_workers
 from rag.indexing.pg_plan import Live, Plan, live_vid, plan_update
 from rag.indexing.pg_rows import (
     commit_generation,
@@ -187,8 +187,7 @@ class PostgresStore:
         if plan is None:
             return False
         dead = [v.vid for path, v in plan.live.items() if path not in plan.keep]
-        conn.execute("UPDATE rag_documents SET died = %s WHERE vid = ANY(%s)", (plan.number, dead))
-        conn.execute("UPDATE rag_chunks SET died = %s WHERE vid = ANY(%s)", (plan.number, dead))
+        mark_dead(conn, dead, plan.number)
         analyzer = Analyzer(plan.language)
         parts = self._new_parts(
             conn, plan.docs, plan.keep, plan.live, plan.vectors_ok, embedder, report, progress
@@ -226,7 +225,7 @@ class PostgresStore:
             old = live.get(doc.path)
             if doc.path in keep:
                 report.reused_files += 1
-            elif vectors_ok and old is not None and old.sha256 == doc.sha256 and old.doc_id == doc.doc_id:
+            elif vectors_ok and old is not None and old.holds(doc):
                 parts.append(read_part(conn, old.vid, doc))  # the lexical method changed: same vectors
                 report.reused_files += 1
             else:

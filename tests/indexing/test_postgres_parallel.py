@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -46,6 +47,18 @@ def _pipeline(settings: Settings, url: str, name: str) -> Pipeline:
     return build_pipeline(on, WordsEmbedder())
 
 
+@contextmanager
+def _pipelines(settings: Settings, url: str, other: str) -> Iterator[tuple[Pipeline, Pipeline]]:
+    """Two pipelines over the same corpus: one indexing in parallel on ``url``, one in one process on
+    ``other``; closed afterwards."""
+    parallel, single = _pipeline(settings, url, "a"), _pipeline(settings, other, "b")
+    try:
+        yield parallel, single
+    finally:
+        parallel.close()
+        single.close()
+
+
 def _same_index(parallel: Pipeline, single: Pipeline) -> None:
     a, b = parallel.snapshot, single.snapshot
     assert {k: (d.path, d.text, d.sha256) for k, d in a.documents.items()} == {
@@ -69,8 +82,7 @@ def test_two_workers_build_the_index_one_process_builds(
     corpus = Path(fake_settings.index.corpus_dir)
     for i in range(6):
         _write(corpus, i)
-    parallel, single = _pipeline(fake_settings, pg_url, "a"), _pipeline(fake_settings, other_url, "b")
-    try:
+    with _pipelines(fake_settings, pg_url, other_url) as (parallel, single):
         report = parallel.update_index(workers=2)
         assert report.embedded_files == 8 and report.files == 8
         single.update_index()
@@ -84,9 +96,6 @@ def test_two_workers_build_the_index_one_process_builds(
         single.update_index()
         _same_index(parallel, single)
         assert parallel.update_index(workers=2).up_to_date
-    finally:
-        parallel.close()
-        single.close()
 
 
 class _FailsOnWhales(WordsEmbedder):
@@ -106,8 +115,7 @@ def test_a_failed_worker_leaves_the_previous_state_and_the_next_update_cleans_up
     corpus = Path(fake_settings.index.corpus_dir)
     for i in range(4):
         _write(corpus, i)
-    parallel, single = _pipeline(fake_settings, pg_url, "a"), _pipeline(fake_settings, other_url, "b")
-    try:
+    with _pipelines(fake_settings, pg_url, other_url) as (parallel, single):
         parallel.update_index()
         before = parallel.store.load()
         (corpus / "wale.txt").write_text("Ein Text über Wale. Wale schwimmen.", encoding="utf-8")
@@ -122,9 +130,6 @@ def test_a_failed_worker_leaves_the_previous_state_and_the_next_update_cleans_up
         parallel.update_index()  # discards the failed run's rows, then builds as one process would
         single.update_index()
         _same_index(parallel, single)
-    finally:
-        parallel.close()
-        single.close()
 
 
 class _KilledOnWhalesOnce(WordsEmbedder):
@@ -154,8 +159,7 @@ def test_a_worker_killed_mid_document_is_covered_by_the_other(
     corpus = Path(fake_settings.index.corpus_dir)
     for i in range(2):
         _write(corpus, i)
-    parallel, single = _pipeline(fake_settings, pg_url, "a"), _pipeline(fake_settings, other_url, "b")
-    try:
+    with _pipelines(fake_settings, pg_url, other_url) as (parallel, single):
         parallel.update_index()
         (corpus / "wale.txt").write_text("Ein Text über Wale. Wale schwimmen.", encoding="utf-8")
         for i in range(2, 6):
@@ -167,9 +171,6 @@ def test_a_worker_killed_mid_document_is_covered_by_the_other(
         assert marker.exists() and report.embedded_files == 5
         single.update_index()
         _same_index(parallel, single)
-    finally:
-        parallel.close()
-        single.close()
 
 
 def test_rag_index_workers(fake_settings: Settings, pg_url: str) -> None:

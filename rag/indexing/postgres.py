@@ -205,7 +205,7 @@ class PostgresStore:
         )
         committed = commit_generation(conn, plan.number, _manifest(plan.expected, plan.docs, embedder))
         if committed.chunks > self.approximate_above:
-            ensure_hnsw(conn, int(plan.expected["model"]["dimension"]))
+            ensure_hnsw(conn, int(plan.expected["model"]["dimension"]), committed.chunks)
 
     def _new_parts(
         self,

@@ -93,15 +93,25 @@ def words_settings(corpus: Path, index: Path, **more: object) -> Settings:
     return Settings(corpus_dir=corpus, index_dir=index, **fields)  # type: ignore[arg-type]
 
 
+def on_store(settings: Settings, url: str | None, **more: object) -> Settings:
+    """``settings`` on the postgres store at database ``url``, or with no url on the store they name;
+    ``more`` changes other settings by their flat names."""
+    if url:
+        more = {"store": "postgres", "database_url": SecretStr(url), **more}
+    return settings.updated(**more) if more else settings
+
+
+def store_env(url: str | None) -> dict[str, str]:
+    """The environment a ``rag`` subprocess needs for the postgres store at ``url`` (nothing without)."""
+    return {"RAG_STORE": "postgres", "RAG_DATABASE_URL": url} if url else {}
+
+
 @pytest.fixture
 def fake_settings(
     seed_corpus: Path, tmp_path: Path, store_kind: str, request: pytest.FixtureRequest
 ) -> Settings:
     settings = words_settings(seed_corpus, tmp_path / "index")
-    if store_kind == "postgres":
-        url = request.getfixturevalue("pg_url")
-        settings = settings.updated(store="postgres", database_url=SecretStr(url))
-    return settings
+    return on_store(settings, request.getfixturevalue("pg_url") if store_kind == "postgres" else None)
 
 
 @pytest.fixture

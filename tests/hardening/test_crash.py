@@ -11,14 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from rag.embedding.fake import WordsEmbedder
 from rag.indexing.store import current_build
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 
-from ..conftest import BENCH, BOTH_STORES, ROOT
+from ..conftest import BENCH, BOTH_STORES, ROOT, on_store, store_env
 
 QUESTIONS = ["Wer ist der russische UN-Botschafter?", "Wann wurde Nordkorea gegründet?", "Wo liegt Fresno?"]
 KILLS = 16
@@ -36,9 +35,7 @@ def _corpus(target: Path, seed_corpus: Path) -> Path:
 def _answers(corpus: Path, index: Path, db: str | None) -> tuple[set[str], list[str]]:
     """The stored index's files and answers, exactly as stored, no rebuild (locally the build folder, its
     checksums verified on load; postgres: the last committed generation)."""
-    settings = Settings(corpus_dir=corpus, index_dir=index, model="test:words")
-    if db:
-        settings = settings.updated(store="postgres", database_url=SecretStr(db))
+    settings = on_store(Settings(corpus_dir=corpus, index_dir=index, model="test:words"), db)
     pipeline = build_pipeline(settings, WordsEmbedder())
     try:
         pipeline._snap = pipeline.store.load()
@@ -53,7 +50,7 @@ def _rag_index(corpus: Path, index: Path, db: str | None) -> subprocess.Popen[by
         "RAG_MODEL": "test:words-slow",
         "RAG_CORPUS_DIR": str(corpus),
         "RAG_INDEX_DIR": str(index),
-        **({"RAG_STORE": "postgres", "RAG_DATABASE_URL": db} if db else {}),
+        **store_env(db),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "index", "--force"],

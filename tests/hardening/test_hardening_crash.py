@@ -25,7 +25,6 @@ import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from bench.common import free_port, wait_ready
 from rag.embedding.fake import WordsEmbedder
@@ -35,7 +34,7 @@ from rag.ingest.loading import load_corpus
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 
-from ..conftest import BENCH, BOTH_STORES, ROOT, WORDS_MODEL
+from ..conftest import BENCH, BOTH_STORES, ROOT, WORDS_MODEL, on_store, store_env
 
 KEY = "crash-test-key-31c5"
 KILLS = 12
@@ -66,11 +65,7 @@ def _article() -> bytes:
 def _settings(corpus: Path, index: Path, url: str | None = None) -> Settings:
     """The local store, or with ``url`` the postgres store on that database."""
     settings = Settings(corpus_dir=corpus, index_dir=index, model="test:words", composer_model=WORDS_MODEL)
-    return settings.updated(store="postgres", database_url=SecretStr(url)) if url else settings
-
-
-def _store_env(url: str | None) -> dict[str, str]:
-    return {"RAG_STORE": "postgres", "RAG_DATABASE_URL": url} if url else {}
+    return on_store(settings, url)
 
 
 def _on_disk(settings: Settings) -> tuple[bool, list[str]]:
@@ -115,7 +110,7 @@ def _serve(settings: Settings, log: Path, url: str | None) -> tuple[subprocess.P
     ix = settings.index
     env = {**os.environ, "RAG_MODEL": "test:words-slow", "RAG_CORPUS_DIR": str(ix.corpus_dir),
            "RAG_INDEX_DIR": str(ix.index_dir), "RAG_API_KEY": KEY,
-           "RAG_COMPOSER_MODEL": str(WORDS_MODEL), **_store_env(url)}  # fmt: skip
+           "RAG_COMPOSER_MODEL": str(WORDS_MODEL), **store_env(url)}  # fmt: skip
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", _SERVE, str(port)], cwd=ROOT, env=env, stdout=out, stderr=out
@@ -224,7 +219,7 @@ def _check_rag_serve_agrees(
 def _rag_serve(corpus: Path, index: Path, log: Path, db: str | None = None) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "RAG_MODEL": "test:words", "GRADIO_ANALYTICS_ENABLED": "False",
-           "RAG_COMPOSER_MODEL": str(WORDS_MODEL), **_store_env(db)}  # fmt: skip
+           "RAG_COMPOSER_MODEL": str(WORDS_MODEL), **store_env(db)}  # fmt: skip
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--corpus", str(corpus),
            "--index", str(index)]  # fmt: skip
     with open(log, "wb") as out:

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from rag import cli
 from rag.embedding.fake import WordsEmbedder
@@ -31,15 +30,15 @@ from rag.retrieval.followup import Turn
 from rag.settings import Settings
 from rag.types import Answer
 
-from ..conftest import BENCH, DATA, outside_pytest_tmp
+from ..conftest import BENCH, DATA, on_store, outside_pytest_tmp
 
 pytestmark = pytest.mark.postgres
 QUESTIONS = json.loads((DATA / "seed_questions.json").read_text(encoding="utf-8"))
 
 
 def _on_postgres(settings: Settings, url: str | None, index_dir: Path) -> Settings:
-    secret = SecretStr(url) if url else None  # model_copy does not validate: the field's own type
-    return settings.updated(store="postgres", database_url=secret, index_dir=index_dir)
+    """On the database at ``url``, or without one on an embedded server under ``index_dir``."""
+    return on_store(settings, url, store="postgres", index_dir=index_dir)
 
 
 def _same_answer(a: Answer, b: Answer) -> None:

@@ -19,7 +19,7 @@ from rag.indexing.pg_server import start_embedded
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 
-from ..conftest import BENCH, ROOT, outside_pytest_tmp, words_settings
+from ..conftest import BENCH, ROOT, on_store, outside_pytest_tmp, store_env, words_settings
 
 pytestmark = pytest.mark.postgres
 QUESTIONS = [
@@ -56,7 +56,7 @@ def _article(i: int) -> str:
 
 
 def _settings(corpus: Path, index: Path, url: str) -> Settings:
-    return words_settings(corpus, index, store="postgres", database_url=url)
+    return on_store(words_settings(corpus, index), url)
 
 
 def _answers(settings: Settings) -> tuple[set[str], list[str]]:
@@ -73,8 +73,8 @@ def _answers(settings: Settings) -> tuple[set[str], list[str]]:
 def _start_index(settings: Settings, marker: Path, pause: float, point: str) -> subprocess.Popen[bytes]:
     url = settings.index.database_url
     assert url is not None
-    env = {**os.environ, "RAG_STORE": "postgres", "RAG_MODEL": "test:words", "RAG_LEXICON": "none",
-           "RAG_DATABASE_URL": url.get_secret_value(), "RAG_CORPUS_DIR": str(settings.index.corpus_dir),
+    env = {**os.environ, **store_env(url.get_secret_value()), "RAG_MODEL": "test:words",
+           "RAG_LEXICON": "none", "RAG_CORPUS_DIR": str(settings.index.corpus_dir),
            "RAG_INDEX_DIR": str(settings.index.index_dir)}  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-c", _INDEX, str(marker), str(pause), point],

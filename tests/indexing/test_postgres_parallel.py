@@ -23,7 +23,7 @@ from rag.indexing.postgres import PostgresStore
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 
-from ..conftest import BENCH, DATA, ROOT, fresh_database
+from ..conftest import BENCH, DATA, ROOT, fresh_database, on_store, store_env
 
 pytestmark = pytest.mark.postgres
 QUESTIONS = json.loads((DATA / "seed_questions.json").read_text(encoding="utf-8"))["answerable"][:10]
@@ -43,7 +43,7 @@ def _write(corpus: Path, i: int) -> None:
 
 
 def _pipeline(settings: Settings, url: str, name: str) -> Pipeline:
-    on = settings.updated(store="postgres", database_url=url, index_dir=Path(settings.index.index_dir) / name)
+    on = on_store(settings, url, index_dir=Path(settings.index.index_dir) / name)
     return build_pipeline(on, WordsEmbedder())
 
 
@@ -175,7 +175,7 @@ def test_a_worker_killed_mid_document_is_covered_by_the_other(
 
 def test_rag_index_workers(fake_settings: Settings, pg_url: str) -> None:
     ix = fake_settings.index
-    env = {**os.environ, "RAG_STORE": "postgres", "RAG_DATABASE_URL": pg_url, "RAG_MODEL": "test:words",
+    env = {**os.environ, **store_env(pg_url), "RAG_MODEL": "test:words",
            "RAG_CORPUS_DIR": str(ix.corpus_dir), "RAG_INDEX_DIR": str(ix.index_dir)}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "rag.cli", "index", "--workers", "2"],

@@ -130,6 +130,12 @@ MIGRATIONS: tuple[str, ...] = (
     WHERE c.born <= g.generation AND (c.died IS NULL OR c.died > g.generation)
     GROUP BY p.kind, p.term, g.generation;
     """,
+    # where each page of a PDF starts (Document.pages: the page a citation names); schema 3 did not keep it,
+    # so the PDFs it holds get an empty content hash, and the next update reads them again with their pages
+    """
+    ALTER TABLE rag_documents ADD COLUMN pages int[] NOT NULL DEFAULT '{}';
+    UPDATE rag_documents SET sha256 = '' WHERE died IS NULL AND lower(path) LIKE '%.pdf';
+    """,
 )
 
 

@@ -24,10 +24,12 @@ _VISIBLE = "born <= %(g)s AND (died IS NULL OR died > %(g)s)"
 def write_part(conn: psycopg.Connection, part: Part, generation: int, analyzer: Analyzer) -> None:
     """Insert one document version born in ``generation`` (the caller's transaction commits it)."""
     doc = part.doc
+    meta, pages = Jsonb(asdict(doc.meta)), list(doc.pages)
+    values = (doc.doc_id, doc.path, doc.sha256, doc.text, meta, _blocks(doc), pages)
     row = conn.execute(
-        "INSERT INTO rag_documents (doc_id, path, sha256, text, meta, blocks, born) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING vid",
-        (doc.doc_id, doc.path, doc.sha256, doc.text, Jsonb(asdict(doc.meta)), _blocks(doc), generation),
+        "INSERT INTO rag_documents (doc_id, path, sha256, text, meta, blocks, pages, born) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING vid",
+        (*values, generation),
     ).fetchone()
     assert row is not None
     vid = int(row[0])
@@ -209,9 +211,8 @@ def read_snapshot(db: Database, approximate_above: int) -> PgSnapshot | None:
 
 def _rows(conn: psycopg.Connection, generation: int) -> tuple[list[Any], list[Any], list[Any]]:
     params = {"g": generation}
-    docs = conn.execute(
-        f"SELECT vid, doc_id, path, sha256, text, meta, blocks FROM rag_documents WHERE {_VISIBLE}", params
-    ).fetchall()
+    columns = "vid, doc_id, path, sha256, text, meta, blocks, pages"
+    docs = conn.execute(f"SELECT {columns} FROM rag_documents WHERE {_VISIBLE}", params).fetchall()
     vids = [d[0] for d in docs]
     chunks = conn.execute(
         "SELECT vid, id, chunk_id, start_at, end_at, sentences FROM rag_chunks WHERE vid = ANY(%s) "
@@ -272,7 +273,7 @@ def _assemble(
 
 
 def _document(row: Any) -> tuple[int, Document]:
-    vid, doc_id, path, sha256, text, meta, blocks = row
+    vid, doc_id, path, sha256, text, meta, blocks, pages = row
     doc = Document(
         doc_id=doc_id,
         path=path,
@@ -280,6 +281,7 @@ def _document(row: Any) -> tuple[int, Document]:
         meta=DocumentMeta(**meta),
         blocks=tuple(Block(b[0], b[1], b[2]) for b in blocks),
         sha256=sha256,
+        pages=tuple(pages),
     )
     return int(vid), doc
 

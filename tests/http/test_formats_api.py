@@ -18,7 +18,7 @@ from rag.http.app import create_app
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 
-from ..conftest import ROOT
+from ..conftest import BOTH_STORES, ROOT
 from ..formats import PAGE_TWO, TITLE, front_page, news_page, news_pdf, scanned_pdf
 from ..ingest.test_extract import BAD_FILES
 
@@ -45,6 +45,7 @@ def _verbatim(client: TestClient, body: dict) -> None:
         assert text[c["passage_start"] : c["passage_end"]] == c["passage"]
 
 
+@pytest.mark.parametrize("store_kind", BOTH_STORES, indirect=True)
 def test_an_uploaded_pdf_answers_a_question_about_page_2_with_its_page(
     client: TestClient, settings: Settings
 ) -> None:

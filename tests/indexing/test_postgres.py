@@ -31,6 +31,7 @@ from rag.settings import Settings
 from rag.types import Answer
 
 from ..conftest import BENCH, DATA, on_store, outside_pytest_tmp
+from ..formats import news_pdf
 
 pytestmark = pytest.mark.postgres
 QUESTIONS = json.loads((DATA / "seed_questions.json").read_text(encoding="utf-8"))
@@ -307,12 +308,13 @@ def test_a_schema_2_database_migrates_and_scores_the_same(fake_settings: Setting
             conn.execute("ALTER TABLE rag_postings DROP COLUMN length")
             conn.execute("DROP TABLE rag_terms")
             conn.execute("DROP INDEX rag_chunks_born, rag_chunks_died")
-            conn.execute("DELETE FROM rag_schema WHERE version = 3")
+            conn.execute("ALTER TABLE rag_documents DROP COLUMN pages")
+            conn.execute("DELETE FROM rag_schema WHERE version >= 3")
     finally:
         pipeline.close()
     db, store = Database(pg_url), PostgresStore(fake_settings.index.index_dir, pg_url, 200, 1, 25_000)
     try:
-        assert schema_version(db) == len(MIGRATIONS) == 3
+        assert schema_version(db) == len(MIGRATIONS)
         snap = store.load()
         after = [(snap.lexical_scores(q), snap.lexical_scores(q, words=True)) for q in questions]
         for (grams, words), (grams2, words2) in zip(before, after, strict=True):
@@ -320,6 +322,33 @@ def test_a_schema_2_database_migrates_and_scores_the_same(fake_settings: Setting
     finally:
         db.close()
         store.close()
+
+
+def test_a_schema_3_database_reads_its_pdfs_again_for_their_pages(
+    fake_settings: Settings, pg_url: str
+) -> None:
+    """Schema 3 kept no page starts; migration 4 makes the next update read the PDFs again, so that their
+    citations name the page as on the local store (tests/http/test_formats_api.py runs on both)."""
+    (Path(fake_settings.index.corpus_dir) / "hafen.pdf").write_bytes(news_pdf())
+    settings = _on_postgres(fake_settings, pg_url, fake_settings.index.index_dir)
+    question = "Wann wurde der Leuchtturm auf Neuwerk fertiggestellt?"
+    first = build_pipeline(settings, WordsEmbedder())
+    try:
+        first.update_index()
+        assert first.ask(question).citations[0].page == 2
+        with first.store.db.connection() as conn, conn.transaction():  # type: ignore[attr-defined]
+            conn.execute("ALTER TABLE rag_documents DROP COLUMN pages")  # back to what schema 3 wrote
+            conn.execute("DELETE FROM rag_schema WHERE version >= 4")
+    finally:
+        first.close()
+    second = build_pipeline(settings, WordsEmbedder())
+    try:
+        report = second.update_index()
+        assert (report.embedded_files, report.reused_files) == (1, 2)  # the PDF; the seed articles kept
+        cited = second.ask(question).citations[0]
+        assert (cited.doc_id, cited.page) == ("hafen", 2)
+    finally:
+        second.close()
 
 
 def test_pruned_bm25_gives_the_exact_scores_of_the_best_chunks(

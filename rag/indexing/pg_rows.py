@@ -4,7 +4,7 @@ a generation's rows read back as a :class:`~rag.indexing.pg_snapshot.PgSnapshot`
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -194,8 +194,14 @@ def latest_generation(conn: psycopg.Connection) -> Generation | None:
     return Generation(int(row[0]), row[1], int(row[2]), int(row[3]), int(row[4]), int(row[5]))
 
 
-def read_snapshot(db: Database, approximate_above: int) -> PgSnapshot | None:
-    """The latest committed generation, read in one REPEATABLE READ transaction; None before the first."""
+def read_snapshot(
+    db: Database, approximate_above: int, previous: PgSnapshot | None = None
+) -> PgSnapshot | None:
+    """The latest committed generation, read in one REPEATABLE READ transaction; None before the first.
+
+    With ``previous``, an earlier snapshot of the same build settings, only the document versions it does
+    not hold are read: a version's rows never change once written, so the others are taken from it (after
+    an upload, a server reads one document, not the index; ``bench.pg_scale`` measures both)."""
     with db.connection() as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         try:
@@ -203,72 +209,138 @@ def read_snapshot(db: Database, approximate_above: int) -> PgSnapshot | None:
                 generation = latest_generation(conn)
                 if generation is None:
                     return None
-                docs, chunk_rows, sentence_rows = _rows(conn, generation.number)
+                if previous is not None and previous.generation.number == generation.number:
+                    return previous
+                versions = _versions(conn, generation, previous)
         finally:
             conn.isolation_level = None
-    return _assemble(db, generation, docs, chunk_rows, sentence_rows, approximate_above)
+    return _assemble(db, generation, versions, approximate_above)
 
 
-def _rows(conn: psycopg.Connection, generation: int) -> tuple[list[Any], list[Any], list[Any]]:
-    params = {"g": generation}
+def _versions(
+    conn: psycopg.Connection, generation: Generation, previous: PgSnapshot | None
+) -> list[_Version]:
+    """The live versions of ``generation``: those ``previous`` holds (same vid and content hash) from it,
+    the others from the database."""
+    live = conn.execute(f"SELECT vid, sha256 FROM rag_documents WHERE {_VISIBLE}", {"g": generation.number})
+    held = _held(previous, generation) if previous is not None else {}
+    kept, fresh = [], []
+    for vid, sha256 in live.fetchall():
+        version = held.get(vid)
+        if version is not None and version.doc.sha256 == sha256:
+            kept.append(version)
+        else:
+            fresh.append(vid)
+    return kept + _read_versions(conn, fresh)
+
+
+@dataclass(frozen=True)
+class _Version:
+    """One document version's rows in a snapshot: its chunks number its sentences from ``base``."""
+
+    vid: int
+    doc: Document
+    sentences: list[Sentence]
+    sentence_ids: np.ndarray
+    chunks: list[Chunk]
+    chunk_ids: np.ndarray
+    base: int = 0
+
+
+def _held(previous: PgSnapshot, generation: Generation) -> dict[int, _Version]:
+    """The versions ``previous`` holds, by vid; none when it was built with other settings (model,
+    chunking, analyser) than ``generation``, whose rows it could not share, or of a later generation (a
+    database made anew)."""
+    if previous.generation.number > generation.number or any(
+        previous.manifest.get(k) != generation.manifest.get(k) for k in ("model", "chunking", "lexical")
+    ):
+        return {}
+    return {
+        vid: _Version(
+            vid,
+            previous.documents[doc_id],
+            previous.sentences[s0:s1],
+            previous.sentence_ids[s0:s1],
+            previous.chunks[c0:c1],
+            previous.chunk_ids[c0:c1],
+            s0,
+        )
+        for vid, doc_id, s0, s1, c0, c1 in previous.versions
+    }
+
+
+def _read_versions(conn: psycopg.Connection, vids: list[int]) -> list[_Version]:
+    """Versions read from the database, with their sentences and chunks in their own order."""
     columns = "vid, doc_id, path, sha256, text, meta, blocks, pages"
-    docs = conn.execute(f"SELECT {columns} FROM rag_documents WHERE {_VISIBLE}", params).fetchall()
-    vids = [d[0] for d in docs]
-    chunks = conn.execute(
+    docs = conn.execute(f"SELECT {columns} FROM rag_documents WHERE vid = ANY(%s)", (vids,)).fetchall()
+    chunk_rows = conn.execute(
         "SELECT vid, id, chunk_id, start_at, end_at, sentences FROM rag_chunks WHERE vid = ANY(%s) "
         "ORDER BY vid, n",
         (vids,),
     ).fetchall()
-    sentences = conn.execute(
+    sentence_rows = conn.execute(
         "SELECT vid, id, start_at, end_at, heading FROM rag_sentences WHERE vid = ANY(%s) ORDER BY vid, n",
         (vids,),
     ).fetchall()
-    return docs, chunks, sentences
-
-
-# Over 40 lines on purpose: the snapshot's arrays built in one pass over the rows, in their order.
-def _assemble(
-    db: Database,
-    generation: Generation,
-    doc_rows: list[Any],
-    chunk_rows: list[Any],
-    sentence_rows: list[Any],
-    approximate_above: int,
-) -> PgSnapshot:
-    """Rows in the local store's order: documents by path (as the corpus loader sorts them), each one's
-    sentences and chunks in their own order, so that positions, and ties, match the local index."""
-    docs = sorted((_document(r) for r in doc_rows), key=lambda pair: pair[1].path)
     by_vid_s: dict[int, list[Any]] = {}
     for r in sentence_rows:
         by_vid_s.setdefault(r[0], []).append(r)
     by_vid_c: dict[int, list[Any]] = {}
     for r in chunk_rows:
         by_vid_c.setdefault(r[0], []).append(r)
+    versions = []
+    for row in docs:
+        vid, doc = _document(row)
+        srows, crows = by_vid_s.get(vid, []), by_vid_c.get(vid, [])
+        chunks = [Chunk(r[2], doc.doc_id, r[3], r[4], doc.text[r[3] : r[4]], tuple(r[5])) for r in crows]
+        versions.append(
+            _Version(
+                vid,
+                doc,
+                [Sentence(r[2], r[3], r[4]) for r in srows],
+                np.array([r[1] for r in srows], dtype=np.int64),
+                chunks,
+                np.array([r[1] for r in crows], dtype=np.int64),
+            )
+        )
+    return versions
+
+
+def _assemble(
+    db: Database, generation: Generation, versions: list[_Version], approximate_above: int
+) -> PgSnapshot:
+    """Rows in the local store's order: documents by path (as the corpus loader sorts them), each one's
+    sentences and chunks in their own order, so that positions, and ties, match the local index."""
+    versions = sorted(versions, key=lambda v: v.doc.path)
     sentences: list[Sentence] = []
     sentence_doc: list[str] = []
-    sentence_ids: list[int] = []
     chunks: list[Chunk] = []
-    chunk_ids: list[int] = []
-    for vid, doc in docs:
-        base = len(sentences)
-        for r in by_vid_s.get(vid, []):
-            sentences.append(Sentence(r[2], r[3], r[4]))
-            sentence_doc.append(doc.doc_id)
-            sentence_ids.append(r[1])
-        for r in by_vid_c.get(vid, []):
-            text = doc.text[r[3] : r[4]]
-            chunks.append(Chunk(r[2], doc.doc_id, r[3], r[4], text, tuple(base + i for i in r[5])))
-            chunk_ids.append(r[1])
+    held = []
+    for v in versions:
+        base, first = len(sentences), len(chunks)
+        sentences += v.sentences
+        sentence_doc += [v.doc.doc_id] * len(v.sentences)
+        if base == v.base:
+            chunks += v.chunks
+        else:  # sentence numbers move with the documents before
+            shift = base - v.base
+            chunks += [
+                Chunk(c.chunk_id, c.doc_id, c.start, c.end, c.text, tuple(i + shift for i in c.sentences))
+                for c in v.chunks
+            ]
+        held.append((v.vid, v.doc.doc_id, base, len(sentences), first, len(chunks)))
+    empty = np.zeros(0, dtype=np.int64)
     return PgSnapshot(
         db,
         generation,
-        {d.doc_id: d for _, d in docs},
+        {v.doc.doc_id: v.doc for v in versions},
         chunks,
         sentences,
         sentence_doc,
-        np.array(chunk_ids, dtype=np.int64),
-        np.array(sentence_ids, dtype=np.int64),
+        np.concatenate([empty, *(v.chunk_ids for v in versions)]),
+        np.concatenate([empty, *(v.sentence_ids for v in versions)]),
         approximate=len(chunks) > approximate_above,
+        versions=held,
     )
 
 

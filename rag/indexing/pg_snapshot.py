@@ -111,6 +111,8 @@ class PgSnapshot:
     sentence_ids: np.ndarray
     approximate: bool
     extras: dict[str, Any] = field(default_factory=dict)
+    # each document version's place: (vid, doc_id, first sentence, end, first chunk, end), in row order
+    versions: list[tuple[int, str, int, int, int, int]] = field(default_factory=list)
     prune_above: int = PRUNE_ABOVE
     _frequencies: dict[str, tuple[int, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

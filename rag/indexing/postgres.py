@@ -59,6 +59,8 @@ class PostgresStore:
         self.server: EmbeddedServer | None = None
         self._db: Database | None = None
         self._lock = threading.Lock()
+        self._latest: PgSnapshot | None = None  # the last snapshot read: the next one reads what changed
+        self._reading = threading.Lock()  # one read at a time; questions arriving meanwhile wait for it
 
     @property
     def _chunking(self) -> tuple[int, int]:
@@ -85,13 +87,17 @@ class PostgresStore:
 
     # --- reading
     def load(self) -> PgSnapshot:
-        snap = read_snapshot(self.db, self.approximate_above)
-        if snap is None:
-            raise IndexError_("the index database holds no index yet: run `rag index`")
-        return snap
+        """The latest generation; only the document versions the last snapshot read lacks are read."""
+        with self._reading:
+            snap = read_snapshot(self.db, self.approximate_above, self._latest)
+            if snap is None:
+                raise IndexError_("the index database holds no index yet: run `rag index`")
+            self._latest = snap
+            return snap
 
     def current(self, snapshot: Any) -> Any:
-        """``snapshot`` while it is still the latest generation, else the latest (one query per call)."""
+        """``snapshot`` while it is still the latest generation, else the latest (one query per call; after
+        a commit, the first question reads the change and the others arriving meanwhile wait for it)."""
         with self.db.connection() as conn:
             row = conn.execute("SELECT max(generation) FROM rag_generations").fetchone()
         latest = row[0] if row else None

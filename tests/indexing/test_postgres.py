@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import astuple
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from rag import cli
 from rag.embedding.fake import WordsEmbedder
 from rag.errors import StoreUnavailableError
 from rag.http.app import create_app
+from rag.indexing import pg_rows
 from rag.indexing.local import LocalStore
 from rag.indexing.pg_db import MIGRATIONS, Database, schema_version
 from rag.indexing.pg_server import EmbeddedServer, start_replica
@@ -133,6 +134,58 @@ def test_two_servers_on_one_database_answer_each_others_uploads(fake_settings: S
     finally:
         first.close()
         second.close()
+
+
+def _same_snapshot(a: PgSnapshot, b: PgSnapshot) -> None:
+    assert a.generation == b.generation and a.documents == b.documents and a.versions == b.versions
+    assert a.chunks == b.chunks and a.sentences == b.sentences and a.sentence_doc == b.sentence_doc
+    assert a.chunk_ids.tolist() == b.chunk_ids.tolist() and a.sentence_ids.tolist() == b.sentence_ids.tolist()
+
+
+def test_a_server_reads_only_the_documents_that_changed(
+    fake_settings: Settings, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After another process commits, a server's next snapshot reads the new document versions alone and
+    takes the rest from the snapshot it has; it equals a snapshot read whole, whatever moved (a document
+    added before the others, one changed, one removed, two commits at once)."""
+    corpus = Path(fake_settings.index.corpus_dir)
+    settings = _on_postgres(fake_settings, pg_url, fake_settings.index.index_dir)
+    writer, reader = build_pipeline(settings, WordsEmbedder()), build_pipeline(settings, WordsEmbedder())
+    read: list[int] = []
+    read_versions = pg_rows._read_versions
+
+    def counted(conn: object, vids: list[int]) -> object:
+        read.append(len(vids))
+        return read_versions(conn, vids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pg_rows, "_read_versions", counted)
+    whale, ice, seed = corpus / "0-wale.md", corpus / "z-eis.md", sorted(corpus.iterdir())[0]
+    steps: list[tuple[list[Callable[[], object]], int]] = [  # the changes, each a commit; versions to read
+        ([lambda: whale.write_text("# Wale\n\nWale sind Säugetiere. Blauwale sind groß.\n")], 1),
+        ([lambda: whale.write_text("# Wale\n\nWale schwimmen im Meer.\n")], 1),
+        ([seed.unlink], 0),
+        ([lambda: ice.write_text("# Eis\n\nEis schmilzt in der Sonne.\n"), whale.unlink], 1),
+    ]
+    try:
+        writer.update_index()
+        assert reader.snapshot.build_id == writer.snapshot.build_id
+        for changes, fresh in steps:
+            for change in changes:
+                change()
+                writer.update_index()
+            read.clear()
+            snap = reader.snapshot
+            assert read == [fresh]
+            whole = PostgresStore(Path(settings.index.index_dir), pg_url, 200, 1, 25_000)
+            try:
+                _same_snapshot(snap, whole.load())
+            finally:
+                whole.close()
+        answer = reader.ask("Was schmilzt in der Sonne?")
+        assert answer.citations and answer.citations[0].doc_id == "z-eis"
+    finally:
+        writer.close()
+        reader.close()
 
 
 def test_a_database_that_is_down_answers_503_and_one_cli_line_then_resumes(

@@ -51,8 +51,9 @@ def _embedded(model: str, paragraphs: list[str], questions: list[str]) -> tuple[
     return embedder.embed_documents(paragraphs), embedder.embed_queries(questions)
 
 
-def _parts(n: int, texts: list[str], vectors: np.ndarray, language: str) -> list[Any]:
-    """``n`` chunks in documents of DOC_CHUNKS: chunk i has text ``texts[i % len]``, vector ``vectors[i]``."""
+def _parts(n: int, texts: list[str], vectors: np.ndarray, language: str, prefix: str = "doc") -> list[Any]:
+    """``n`` chunks in documents of DOC_CHUNKS (ids ``prefix`` and a number): chunk i has text
+    ``texts[i % len]``, vector ``vectors[i]``."""
     from rag.indexing.build import Part
     from rag.types import Block, Chunk, Document, DocumentMeta, Sentence
 
@@ -61,7 +62,7 @@ def _parts(n: int, texts: list[str], vectors: np.ndarray, language: str) -> list
         rows = list(range(at, min(n, at + DOC_CHUNKS)))
         paras = [texts[i % len(texts)] for i in rows]
         text = "\n\n".join(paras)
-        doc_id = f"doc{d:06d}"
+        doc_id = f"{prefix}{d:06d}"
         spans, pos = [], 0
         for para in paras:
             spans.append((pos, pos + len(para)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import backends, incremental, ingest, query, scale, start
+from bench import backends, incremental, ingest, pg_refresh, pg_scale, query, scale, start
 from bench.common import variant, xquad
 
 
@@ -52,6 +52,20 @@ def test_scale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_backends(tmp_path: Path) -> None:
     figures = _run(backends.main, tmp_path, "--backends", "torch,onnx")
     assert figures["onnx.eval.hit@1_delta_points"] == 0.0  # the fake model is the same for every backend
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("pg_server")  # the session's server: it removes the system user the bench may need
+def test_pg_scale(tmp_path: Path) -> None:
+    figures = _run(pg_scale.main, tmp_path, "--bulk")
+    assert figures["n=1000.ratio.retrieve"] > 0 and figures["n=1000.postgres.hnsw_overlap@10"] > 0.5
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("pg_server")
+def test_pg_refresh(tmp_path: Path) -> None:
+    figures = _run(pg_refresh.main, tmp_path)
+    assert figures["equals_whole_read"] is True and figures["read_after_commit_s.median"] > 0
 
 
 def test_helpers() -> None:

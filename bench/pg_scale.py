@@ -171,27 +171,34 @@ def _postings_read(pg: Any, text: str, full: np.ndarray, pool: int) -> tuple[int
     return sum(df for _, df in bounds), sum(df for _, df in bounds[:essential])
 
 
-def _measure(report: Report, label: str, local: Any, pg: Any, queries: list[Any], cfg: Any) -> None:
+# Over 40 lines on purpose: one loop interleaves every timed operation of both stores, question by question.
+def _measure(report: Report, label: str, local: Any | None, pg: Any, queries: list[Any], cfg: Any) -> None:
+    """Per question, both stores interleaved; ``local`` None (--stores postgres) times the postgres store
+    alone."""
     from rag.indexing.vectors import build_vector_index
     from rag.retrieval.hybrid import retrieve
 
     pool = cfg.candidates
-    exact_local = (
-        local.vectors
-        if local.vectors.kind == "exact"
-        else build_vector_index(local.chunk_vectors, approximate_above=len(local.chunks))
-    )
+    exact_local = None
+    if local is not None:
+        exact_local = (
+            local.vectors
+            if local.vectors.kind == "exact"
+            else build_vector_index(local.chunk_vectors, approximate_above=len(local.chunks))
+        )
     approx = pg.approximate
     times: dict[str, list[float]] = {}
 
     def add(key: str, fn: Any) -> None:
-        times.setdefault(key, []).append(_ms(fn))
+        if local is not None or not key.startswith("local."):
+            times.setdefault(key, []).append(_ms(fn))
 
     for i, q in enumerate(queries):
         v = q.vector.reshape(1, -1).astype(np.float32)
         if i == 0:  # warm both (connections, caches)
-            local.lexical_scores(q.lexical), pg.lexical_scores(q.lexical), retrieve(pg, q, 10, cfg)
-        add("local.dense_exact", lambda v=v: exact_local.search(v, pool))
+            pg.lexical_scores(q.lexical), retrieve(pg, q, 10, cfg)
+            _ = local.lexical_scores(q.lexical) if local is not None else None
+        add("local.dense_exact", lambda v=v: exact_local.search(v, pool))  # type: ignore[union-attr]
         pg.approximate = False
         add("postgres.dense_exact", lambda v=v: pg.dense_search(v[0], pool))
         if approx:
@@ -201,7 +208,8 @@ def _measure(report: Report, label: str, local: Any, pg: Any, queries: list[Any]
         pg.approximate = approx
         add("local.lexical", lambda q=q: local.lexical_scores(q.lexical))
         add("postgres.lexical", lambda q=q: pg.lexical_scores(q.lexical))
-        rows = local.dense_search(v[0], pool)  # the dense pool, whose scores retrieval also needs
+        pooled = pg if local is None else local  # the dense pool, whose scores retrieval also needs
+        rows = pooled.dense_search(v[0], pool)
         add("local.lexical_top", lambda q=q, r=rows: local.lexical_scores(q.lexical, top=pool, rows=r))
         add("postgres.lexical_top", lambda q=q, r=rows: pg.lexical_scores(q.lexical, top=pool, rows=r))
         add("local.retrieve", lambda q=q: retrieve(local, q, 10, cfg))
@@ -229,10 +237,32 @@ def _measure(report: Report, label: str, local: Any, pg: Any, queries: list[Any]
     pg.approximate = approx
 
 
-def _one_size(
-    report: Report, n: int, base: dict[str, Any], work: Path, approximate_above: int, bulk: bool
-) -> None:
+def _local(report: Report, label: str, parts: list[Any], dimension: int, language: str, above: int) -> Any:
+    """The local store's snapshot of ``parts``, built in this process, with its build time and memory."""
     from rag.indexing.build import _assemble
+
+    gc.collect()
+    tracemalloc.start()  # Python objects and numpy arrays; FAISS's own memory is added below
+    seconds, local = timed(partial(_assemble, parts, dimension, language, above))
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    local.manifest = {"build_id": "bench"}
+    report.add(f"{label}.local.build_s", seconds, "s", "FAISS and bm25s, traced by tracemalloc")
+    faiss_mb = faiss.serialize_index(local.vectors._index).nbytes / 2**20
+    report.add(f"{label}.local.faiss_mb", faiss_mb, "MB", f"{local.vectors.kind} index")
+    report.add(f"{label}.local.snapshot_mb", held / 2**20 + faiss_mb, "MB", "tracemalloc + the FAISS index")
+    return local
+
+
+def _one_size(
+    report: Report,
+    n: int,
+    base: dict[str, Any],
+    work: Path,
+    approximate_above: int,
+    bulk: bool,
+    local_too: bool,
+) -> None:
     from rag.indexing.postgres import PostgresStore
     from rag.indexing.store import expected_config
 
@@ -242,16 +272,7 @@ def _one_size(
     vectors = real[:n] if n <= len(real) else np.concatenate([real, synthetic(real, n - len(real))])
     parts = _parts(n, texts, vectors, language)
     report.add(f"{label}.real_vector_share", min(1.0, len(real) / n))
-    gc.collect()
-    tracemalloc.start()  # Python objects and numpy arrays; FAISS's own memory is added below
-    seconds, local = timed(partial(_assemble, parts, vectors.shape[1], language, approximate_above))
-    held = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    local.manifest = {"build_id": "bench"}
-    report.add(f"{label}.local.build_s", seconds, "s", "FAISS and bm25s, traced by tracemalloc")
-    faiss_mb = faiss.serialize_index(local.vectors._index).nbytes / 2**20
-    report.add(f"{label}.local.faiss_mb", faiss_mb, "MB", f"{local.vectors.kind} index")
-    report.add(f"{label}.local.snapshot_mb", held / 2**20 + faiss_mb, "MB", "tracemalloc + the FAISS index")
+    local = _local(report, label, parts, vectors.shape[1], language, approximate_above) if local_too else None
 
     store = PostgresStore(work / f"n{n}", None, 512, 1, approximate_above)
     try:
@@ -295,6 +316,9 @@ def main(argv: list[str] | None = None) -> Report:
         "--work-dir", type=Path, default=None, help="Where the databases go (default: a temp folder)."
     )
     p.add_argument(
+        "--stores", default="local,postgres", help="local,postgres, or postgres alone (no local figures)."
+    )
+    p.add_argument(
         "--bulk", action="store_true", help="Build the postings' indexes after the rows (as for 10^6 chunks)."
     )
     args = p.parse_args(argv)
@@ -326,7 +350,7 @@ def main(argv: list[str] | None = None) -> Report:
     try:
         for n in sizes:
             started = time.perf_counter()
-            _one_size(report, n, base, work, approximate_above, args.bulk)
+            _one_size(report, n, base, work, approximate_above, args.bulk, "local" in args.stores)
             note(f"n={n} done in {time.perf_counter() - started:.0f} s")
     finally:
         if args.work_dir is None:

@@ -81,10 +81,12 @@ def index(
     ] = 1,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Build or update the index from the corpus (only new and changed articles are embedded)."""
+    """Build or update the index from the corpus: new and changed articles are embedded, and those gone
+    from the folder removed (on a shared database too, RAG_DATABASE_URL: other servers' uploads included)."""
     settings = _settings(verbose, corpus=corpus, index=index)
     pipeline = _pipeline(settings)
-    report = pipeline.update_index(progress=sys.stderr.isatty() or verbose, force=force, workers=workers)
+    progress = sys.stderr.isatty() or verbose
+    report = pipeline.update_index(progress=progress, force=force, workers=workers, whole=True)
     for skipped in report.skipped:
         typer.echo(f"skipped {skipped.path}: {skipped.reason}", err=True)
     state = "already up to date" if report.up_to_date else f"built {report.build_id}"

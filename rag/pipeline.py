@@ -76,7 +76,8 @@ class Pipeline:
 
     # --- lifecycle
     def warm_up(self, progress: bool = False) -> BuildReport:
-        """Load the model and bring the index up to date with the corpus (built if missing)."""
+        """Load the model and bring the index up to date with the corpus (built if missing); on a shared
+        database, the folder's articles are added and updated, and none is removed (:meth:`update_index`)."""
         self.load_model()
         return self.update_index(progress=progress)
 
@@ -90,12 +91,24 @@ class Pipeline:
         self.embedder.warm_up()
         self._model_loaded = True
 
-    def update_index(self, progress: bool = False, force: bool = False, workers: int = 1) -> BuildReport:
-        """Bring the index up to date; ``workers`` > 1 embeds in that many processes (postgres store)."""
+    def update_index(
+        self, progress: bool = False, force: bool = False, workers: int = 1, whole: bool = False
+    ) -> BuildReport:
+        """Bring the index up to date; ``workers`` > 1 embeds in that many processes (postgres store).
+        On a database named by ``RAG_DATABASE_URL`` (:meth:`_scope`), only ``whole`` (``rag index``) removes
+        the documents this folder lacks."""
         with self._update_lock:
             if workers > 1:
                 return self._parallel_locked(workers, force)
-            return self._rebuild_locked(progress=progress, force=force)
+            return self._rebuild_locked(progress=progress, force=force, only=self._scope(whole))
+
+    def _scope(self, whole: bool) -> list[str] | None:
+        """The corpus paths an update is about. None, all of them, where the folder owns the index (the
+        local store, the embedded database); on a database named by ``RAG_DATABASE_URL``, which servers with
+        folders of their own may share, this folder's files unless ``whole``: they are added and updated,
+        and the documents the folder lacks (another server's uploads) stay."""
+        shared = self.settings.index.store == "postgres" and self.settings.index.database_url is not None
+        return self.corpus.paths() if shared and not whole else None
 
     def _parallel_locked(self, workers: int, force: bool) -> BuildReport:
         update = getattr(self.store, "update_parallel", None)
@@ -227,12 +240,14 @@ class Pipeline:
         """Store an uploaded article in the corpus and index it; returns it as indexed."""
         with self._update_lock:
             if self._snap is None:  # the duplicate check reads the index
-                self._rebuild_locked()
-            doc_id = self.corpus.add(
-                filename, data, meta, self.settings.server.max_upload_bytes, self._same_text
+                self._rebuild_locked(only=self._scope(False))
+            taken = self._snap.documents.__contains__ if self._snap is not None else (lambda doc_id: False)
+            path = self.corpus.add(
+                filename, data, meta, self.settings.server.max_upload_bytes, self._same_text, taken
             )
+            doc_id = doc_id_for(path)
             try:
-                self._rebuild_locked()
+                self._rebuild_locked(only=[path])
             except Exception:
                 self.corpus.remove(doc_id)
                 raise
@@ -255,14 +270,20 @@ class Pipeline:
         return self._by_text[1].get(key)
 
     def delete_document(self, doc_id: str) -> None:
+        """Remove an article from the index and its file from the folder (on a shared database another
+        server's folder may hold the file instead: that server's next ``rag index`` would bring it back)."""
         with self._update_lock:
-            self.document(doc_id)
-            self.corpus.remove(doc_id)
-            self._rebuild_locked()
+            doc = self.document(doc_id)
+            self.corpus.remove(doc_id, missing_ok=True)
+            self._rebuild_locked(only=[doc.path])
 
-    def _rebuild_locked(self, progress: bool = False, force: bool = False) -> BuildReport:
-        """Bring the index up to date with the corpus and swap it in; the caller holds the update lock."""
-        snap, report = self.store.update(Path(self.settings.index.corpus_dir), self.embedder, progress, force)
+    def _rebuild_locked(
+        self, progress: bool = False, force: bool = False, only: list[str] | None = None
+    ) -> BuildReport:
+        """Bring the index up to date with the corpus (``only``: these paths of it) and swap it in; the
+        caller holds the update lock."""
+        corpus = Path(self.settings.index.corpus_dir)
+        snap, report = self.store.update(corpus, self.embedder, progress, force, only)
         self._snap = snap
         self.last_build = report
         return report

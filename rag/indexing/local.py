@@ -4,6 +4,7 @@ bm25s for BM25, made by :func:`rag.indexing.build.build_index`. The embedded def
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from rag.embedding.base import Embedder
@@ -19,8 +20,14 @@ class LocalStore:
         self.approximate_above = approximate_above
 
     def update(
-        self, corpus_dir: Path, embedder: Embedder, progress: bool = False, force: bool = False
+        self,
+        corpus_dir: Path,
+        embedder: Embedder,
+        progress: bool = False,
+        force: bool = False,
+        only: Collection[str] | None = None,
     ) -> tuple[Snapshot, BuildReport]:
+        """The whole folder, whatever ``only`` names: the index is the folder's alone."""
         return build_index(
             corpus_dir,
             self.index_dir,

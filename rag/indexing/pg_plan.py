@@ -4,6 +4,7 @@ manifest checks): which versions stay, which are embedded anew, the generation i
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,11 @@ class Plan:
 
     number: int
     expected: dict[str, Any]
-    docs: list[Document]
-    keep: set[str]
+    docs: list[Document]  # the corpus's documents the update is about
+    keep: set[str]  # paths whose live version stays: unchanged ones, and those outside the update
     live: dict[str, Live]
     vectors_ok: bool
+    files: dict[str, str]  # every document of the new generation: path -> content hash
 
     @property
     def language(self) -> str:
@@ -68,28 +70,42 @@ def plan_update(
     chunking: tuple[int, int],
     force: bool,
     report: BuildReport,
+    only: Collection[str] | None = None,
 ) -> Plan | None:
-    """What an update must do, under the writers' lock; None when the database is up to date."""
+    """What an update must do, under the writers' lock; None when the database is up to date.
+
+    With ``only``, the update is about those corpus paths alone: each is added, replaced or (gone from
+    the folder) removed, and every other live document stays as it is, whether or not this folder holds
+    it, so that servers with folders of their own can share the database. The index keeps its language
+    then; when the model, chunking or lexical method changed, the whole folder is indexed anew."""
     latest = latest_generation(conn)
     discard_unfinished(conn, latest.number if latest else 0)
     live = _live(conn)
     loaded = load_corpus(corpus_dir, list(live))
-    docs, report.skipped, report.files = loaded.documents, loaded.skipped, len(loaded.documents)
+    docs, report.skipped = loaded.documents, loaded.skipped
     stored = _config(conn)
-    expected = expected_config(
-        embedder.name,
-        _dimension(stored, embedder),
-        *chunking,
-        corpus_language(docs),
-    )
+    dimension = _dimension(stored, embedder)
+    expected = expected_config(embedder.name, dimension, *chunking, corpus_language(docs))
+    others: dict[str, Live] = {}  # live documents outside the update: they stay
+    if only is not None and stored is not None and not force:
+        scoped = expected_config(embedder.name, dimension, *chunking, stored["lexical"]["language"])
+        if _same(stored, scoped, ("model", "chunking", "lexical")):
+            scope = set(only)
+            expected, docs = scoped, [d for d in docs if d.path in scope]
+            others = {p: v for p, v in live.items() if p not in scope}
     vectors_ok = not force and stored is not None and _same(stored, expected, ("model", "chunking"))
     keep = _unchanged(docs, live) if vectors_ok and _same(stored or {}, expected, ("lexical",)) else set()
-    if latest is not None and len(keep) == len(docs) == len(live):
-        report.up_to_date, report.reused_files = True, len(docs)
+    keep |= set(others)
+    paths = {d.path for d in docs}
+    within = set(live) - set(others)
+    files = {**{p: v.sha256 for p, v in others.items()}, **{d.path: d.sha256 for d in docs}}
+    report.files = len(files)
+    if latest is not None and paths <= keep and within <= paths:
+        report.up_to_date, report.reused_files = True, len(files)
         return None
     number = (latest.number if latest else 0) + 1
-    report.removed_files = len(set(live) - {d.path for d in docs})
-    return Plan(number, expected, docs, keep, live, vectors_ok)
+    report.removed_files = len(within - paths)
+    return Plan(number, expected, docs, keep, live, vectors_ok, files)
 
 
 def live_vid(live: Live | None) -> int | None:

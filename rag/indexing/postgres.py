@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -130,13 +130,20 @@ class PostgresStore:
         return snap, report
 
     def update(
-        self, corpus_dir: Path, embedder: Embedder, progress: bool = False, force: bool = False
+        self,
+        corpus_dir: Path,
+        embedder: Embedder,
+        progress: bool = False,
+        force: bool = False,
+        only: Collection[str] | None = None,
     ) -> tuple[PgSnapshot, BuildReport]:
+        """Bring the database in line with the corpus folder, or with ``only`` its paths named there (the
+        other documents stay, whether or not this folder holds them: see :func:`plan_update`)."""
         started = time.perf_counter()
         report = BuildReport()
         with self.db.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('rag_update'))")
-            changed = self._update_locked(conn, corpus_dir, embedder, progress, force, report)
+            changed = self._update_locked(conn, corpus_dir, embedder, progress, force, report, only)
         return self._finished(report, started, changed)
 
     def update_parallel(
@@ -186,10 +193,11 @@ class PostgresStore:
         progress: bool,
         force: bool,
         report: BuildReport,
+        only: Collection[str] | None = None,
     ) -> bool:
         """Bring the database in line with the corpus inside the caller's transaction; False when it
         already was."""
-        plan = plan_update(conn, corpus_dir, embedder, self._chunking, force, report)
+        plan = plan_update(conn, corpus_dir, embedder, self._chunking, force, report, only)
         if plan is None:
             return False
         dead = [v.vid for path, v in plan.live.items() if path not in plan.keep]
@@ -209,7 +217,7 @@ class PostgresStore:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (Jsonb(plan.expected),),
         )
-        committed = commit_generation(conn, plan.number, _manifest(plan.expected, plan.docs, embedder))
+        committed = commit_generation(conn, plan.number, _manifest(plan.expected, plan.files, embedder))
         if committed.chunks > self.approximate_above:
             ensure_hnsw(conn, int(plan.expected["model"]["dimension"]), committed.chunks)
 
@@ -245,13 +253,13 @@ class PostgresStore:
         return parts + fresh
 
 
-def _manifest(expected: dict[str, Any], docs: list[Document], embedder: Embedder) -> dict[str, Any]:
+def _manifest(expected: dict[str, Any], files: dict[str, str], embedder: Embedder) -> dict[str, Any]:
     return {
         **expected,
         "store": "postgres",
         "package_version": __version__,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "files": {d.path: d.sha256 for d in docs},
-        "documents": len(docs),
+        "files": files,
+        "documents": len(files),
         "embedding": embedder_info(embedder),
     }

@@ -9,7 +9,7 @@ embedded default, the postgres store (:mod:`rag.indexing.postgres`) the one that
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -98,8 +98,17 @@ class IndexStore(Protocol):
     until it asks again, and never sees half an update."""
 
     def update(
-        self, corpus_dir: Path, embedder: Embedder, progress: bool = False, force: bool = False
-    ) -> tuple[IndexSnapshot, BuildReport]: ...
+        self,
+        corpus_dir: Path,
+        embedder: Embedder,
+        progress: bool = False,
+        force: bool = False,
+        only: Collection[str] | None = None,
+    ) -> tuple[IndexSnapshot, BuildReport]:
+        """``only``: the corpus paths this update is about (an upload, a delete, a server's own folder); the
+        postgres store, whose database servers with folders of their own may share, leaves every other
+        document as it is; the local store, whose index is its folder's alone, syncs the whole folder."""
+        ...
 
     def load(self) -> IndexSnapshot:
         """The current snapshot, as last committed."""

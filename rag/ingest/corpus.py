@@ -63,10 +63,12 @@ class CorpusWriter:
         meta: DocumentMeta | None,
         max_bytes: int,
         same_text: Callable[[str], Document | None] = lambda key: None,
+        taken: Callable[[str], bool] = lambda doc_id: False,
     ) -> str:
-        """Store one article; returns its document id. ``same_text`` finds an article already in the corpus
-        by :func:`~rag.ingest.loading.text_hash`: an upload of its text under another name is refused before
-        anything is stored."""
+        """Store one article; returns its path in the corpus. ``same_text`` finds an article already in
+        the corpus by :func:`~rag.ingest.loading.text_hash`: an upload of its text under another name is
+        refused before anything is stored, as is one whose document id is ``taken`` in the index (another
+        server's folder may hold it)."""
         if len(data) > max_bytes:
             raise DocumentTooLargeError(f"the article is larger than the limit of {max_bytes} bytes")
         name = safe_filename(filename)
@@ -87,20 +89,22 @@ class CorpusWriter:
                 f"this article is already in the corpus as {same.doc_id!r} ({same.path}); nothing was stored"
             )
         target = self.root / name
-        if target.exists() or any(doc_id_for(p) == doc.doc_id for p in self._paths()):
+        if target.exists() or taken(doc.doc_id) or any(doc_id_for(p) == doc.doc_id for p in self.paths()):
             raise DocumentExistsError(f"an article named {name!r} already exists; delete it first")
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomically(target, payload)
-        return doc.doc_id
+        return name
 
-    def remove(self, doc_id: str) -> None:
-        for rel in self._paths():
+    def remove(self, doc_id: str, missing_ok: bool = False) -> None:
+        for rel in self.paths():
             if doc_id_for(rel) == doc_id:
                 (self.root / rel).unlink()
                 return
-        raise DocumentNotFoundError(f"no article with id {doc_id!r} in the corpus folder")
+        if not missing_ok:
+            raise DocumentNotFoundError(f"no article with id {doc_id!r} in the corpus folder")
 
-    def _paths(self) -> list[str]:
+    def paths(self) -> list[str]:
+        """The folder's files, relative to it (hidden ones left out, as the loader leaves them)."""
         if not self.root.is_dir():
             return []
         return [

@@ -6,6 +6,7 @@ All run against real embedded PostgreSQL servers (tests/conftest.py ``pg_server`
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from rag import cli
 from rag.embedding.fake import WordsEmbedder
-from rag.errors import StoreUnavailableError
+from rag.errors import DocumentExistsError, StoreUnavailableError
 from rag.http.app import create_app
 from rag.indexing import pg_rows
 from rag.indexing.local import LocalStore
@@ -136,6 +137,41 @@ def test_two_servers_on_one_database_answer_each_others_uploads(fake_settings: S
         second.close()
 
 
+def test_servers_with_folders_of_their_own_keep_each_others_uploads(
+    fake_settings: Settings, pg_url: str, tmp_path: Path
+) -> None:
+    """On a database named by RAG_DATABASE_URL, an upload, a delete and a server's start change only the
+    documents they name or hold: a server whose folder lacks another's upload keeps it, answers from it and
+    can delete it; `rag index` (whole) makes the database its own folder's."""
+    other = tmp_path / "other-corpus"
+    shutil.copytree(fake_settings.index.corpus_dir, other)
+    one = _on_postgres(fake_settings, pg_url, tmp_path / "one")
+    two = one.updated(corpus_dir=other, index_dir=tmp_path / "two")
+    first, second = build_pipeline(one, WordsEmbedder()), build_pipeline(two, WordsEmbedder())
+    whale = "---\ntitle: Wale\n---\nDer Blauwal ist das größte Tier der Erde. Er frisst Krill.\n"
+    ice = "---\ntitle: Eis\n---\nDas Eis der Arktis schmilzt jeden Sommer schneller.\n"
+    try:
+        first.warm_up()
+        second.warm_up()
+        assert first.add_document("wale.md", whale.encode()).doc_id == "wale"
+        assert second.add_document("eis.md", ice.encode()).doc_id == "eis"
+        second.close()
+        second = build_pipeline(two, WordsEmbedder())  # a restart: its folder lacks wale.md
+        second.warm_up()
+        assert {"wale", "eis"} <= set(second.snapshot.documents) and not (other / "wale.md").exists()
+        assert second.ask("Welches Tier ist das größte der Erde?").citations[0].doc_id == "wale"
+        with pytest.raises(DocumentExistsError):  # the id is the other server's article's
+            second.add_document("wale.md", b"Wale singen.\n")
+        second.delete_document("wale")  # held in the other server's folder only
+        assert "wale" not in first.snapshot.documents and "eis" in first.snapshot.documents
+        first.update_index(whole=True)  # `rag index` on the first server: its folder, nothing else
+        assert "eis" not in second.snapshot.documents
+        assert set(second.snapshot.documents) == {p.stem for p in Path(one.index.corpus_dir).iterdir()}
+    finally:
+        first.close()
+        second.close()
+
+
 def _same_snapshot(a: PgSnapshot, b: PgSnapshot) -> None:
     assert a.generation == b.generation and a.documents == b.documents and a.versions == b.versions
     assert a.chunks == b.chunks and a.sentences == b.sentences and a.sentence_doc == b.sentence_doc
@@ -172,7 +208,7 @@ def test_a_server_reads_only_the_documents_that_changed(
         for changes, fresh in steps:
             for change in changes:
                 change()
-                writer.update_index()
+                writer.update_index(whole=True)  # as `rag index` does
             read.clear()
             snap = reader.snapshot
             assert read == [fresh]
@@ -330,7 +366,7 @@ def test_document_frequencies_are_kept_per_generation(fake_settings: Settings, p
         ]
         for step in steps:
             step()
-            pipeline.update_index()
+            pipeline.update_index(whole=True)  # as `rag index` does: removals too
             generation = store.load().generation.number
             for g in (generation, generation - 1):
                 counted, kept = _document_frequencies(store.db, g)

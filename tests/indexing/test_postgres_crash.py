@@ -106,7 +106,7 @@ def _prepare(seed_corpus: Path, url: str, index: Path) -> tuple[Settings, tuple[
 
 def _next_update_completes(settings: Settings, before: tuple[set[str], list[str]]) -> None:
     pipeline = build_pipeline(settings, WordsEmbedder())
-    pipeline.update_index()
+    pipeline.update_index(whole=True)  # as `rag index` does: the removed article goes too
     pipeline.close()
     paths, answers = _answers(settings)
     assert paths == {p.name for p in Path(settings.index.corpus_dir).iterdir()}

@@ -85,7 +85,7 @@ def test_two_workers_build_the_index_one_process_builds(
     with _pipelines(fake_settings, pg_url, other_url) as (parallel, single):
         report = parallel.update_index(workers=2)
         assert report.embedded_files == 8 and report.files == 8
-        single.update_index()
+        single.update_index(whole=True)
         _same_index(parallel, single)
 
         (corpus / "xquad-00.txt").unlink()  # removed, changed, added: an update in parallel
@@ -93,7 +93,7 @@ def test_two_workers_build_the_index_one_process_builds(
         _write(corpus, 7)
         report = parallel.update_index(workers=2)
         assert (report.embedded_files, report.reused_files, report.removed_files) == (2, 6, 1)
-        single.update_index()
+        single.update_index(whole=True)
         _same_index(parallel, single)
         assert parallel.update_index(workers=2).up_to_date
 
@@ -116,7 +116,7 @@ def test_a_failed_worker_leaves_the_previous_state_and_the_next_update_cleans_up
     for i in range(4):
         _write(corpus, i)
     with _pipelines(fake_settings, pg_url, other_url) as (parallel, single):
-        parallel.update_index()
+        parallel.update_index(whole=True)
         before = parallel.store.load()
         (corpus / "wale.txt").write_text("Ein Text über Wale. Wale schwimmen.", encoding="utf-8")
         for i in range(4, 8):
@@ -127,8 +127,8 @@ def test_a_failed_worker_leaves_the_previous_state_and_the_next_update_cleans_up
             store.update_parallel(corpus, WordsEmbedder(), _failing_embedder, 2)
         after = store.load()
         assert after.build_id == before.build_id and list(after.chunks) == list(before.chunks)
-        parallel.update_index()  # discards the failed run's rows, then builds as one process would
-        single.update_index()
+        parallel.update_index(whole=True)  # discards the failed run's rows, then builds as one process would
+        single.update_index(whole=True)
         _same_index(parallel, single)
 
 
@@ -160,7 +160,7 @@ def test_a_worker_killed_mid_document_is_covered_by_the_other(
     for i in range(2):
         _write(corpus, i)
     with _pipelines(fake_settings, pg_url, other_url) as (parallel, single):
-        parallel.update_index()
+        parallel.update_index(whole=True)
         (corpus / "wale.txt").write_text("Ein Text über Wale. Wale schwimmen.", encoding="utf-8")
         for i in range(2, 6):
             _write(corpus, i)
@@ -169,7 +169,7 @@ def test_a_worker_killed_mid_document_is_covered_by_the_other(
         marker = tmp_path / "killed"
         _, report = store.update_parallel(corpus, WordsEmbedder(), partial(_killed_once_embedder, marker), 2)
         assert marker.exists() and report.embedded_files == 5
-        single.update_index()
+        single.update_index(whole=True)
         _same_index(parallel, single)
 
 

@@ -108,16 +108,24 @@ def commit_generation(conn: psycopg.Connection, generation: int, manifest: dict[
     """Record ``generation`` with its BM25 statistics, and drop the versions no reader can still need: those
     dead before it (the snapshot before this one still sees the versions that die now)."""
     params = {"g": generation}
-    row = conn.execute(
-        "SELECT count(*), coalesce(sum(word_length), 0), coalesce(sum(gram_length), 0) "
-        f"FROM rag_chunks WHERE {_VISIBLE}",
-        params,
-    ).fetchone()
-    srow = conn.execute(
-        "SELECT count(*) FROM rag_sentences s JOIN rag_documents d ON d.vid = s.vid "
-        "WHERE d.born <= %(g)s AND (d.died IS NULL OR d.died > %(g)s)",
-        params,
-    ).fetchone()
+    before = latest_generation(conn)
+    if before is not None and before.number == generation - 1:  # the one before's, plus born, minus died
+        row = conn.execute(_CHUNKS_CHANGED, params).fetchone()
+        srow = conn.execute(_SENTENCES_CHANGED, params).fetchone()
+        assert row is not None and srow is not None
+        row = (before.chunks + row[0], before.word_length + row[1], before.gram_length + row[2])
+        srow = (before.sentences + srow[0],)
+    else:
+        row = conn.execute(
+            "SELECT count(*), coalesce(sum(word_length), 0), coalesce(sum(gram_length), 0) "
+            f"FROM rag_chunks WHERE {_VISIBLE}",
+            params,
+        ).fetchone()
+        srow = conn.execute(
+            "SELECT count(*) FROM rag_sentences s JOIN rag_documents d ON d.vid = s.vid "
+            "WHERE d.born <= %(g)s AND (d.died IS NULL OR d.died > %(g)s)",
+            params,
+        ).fetchone()
     assert row is not None and srow is not None
     manifest = {**manifest, "build_id": f"pg-{generation}", "generation": generation}
     manifest.update(chunks=int(row[0]), sentences=int(srow[0]))
@@ -133,6 +141,18 @@ def commit_generation(conn: psycopg.Connection, generation: int, manifest: dict[
     return Generation(generation, manifest, int(row[0]), int(row[1]), int(row[2]), int(srow[0]))
 
 
+# A generation's BM25 statistics from the one before: the rows born in it, minus those dying in it (by the
+# indexes on born and died; counting every live chunk took 1.3 s a commit at 10^5 chunks).
+_SIGN = "CASE WHEN born = %(g)s THEN 1 ELSE -1 END"
+_CHUNKS_CHANGED = f"""
+SELECT coalesce(sum({_SIGN}), 0), coalesce(sum({_SIGN} * word_length), 0),
+       coalesce(sum({_SIGN} * gram_length), 0)
+FROM rag_chunks WHERE born = %(g)s OR died = %(g)s
+"""
+_SENTENCES_CHANGED = """
+SELECT coalesce(sum(CASE WHEN d.born = %(g)s THEN 1 ELSE -1 END), 0)
+FROM rag_sentences s JOIN rag_documents d ON d.vid = s.vid WHERE d.born = %(g)s OR d.died = %(g)s
+"""
 # The document frequencies of generation g: for every term whose count changes (postings of chunks born in
 # g, minus those of chunks that die in g), a row (kind, term, g, df) = its latest df before g + the change.
 # A reader pinned to g reads each term's latest row at or before g.

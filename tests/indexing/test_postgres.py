@@ -347,6 +347,21 @@ def _document_frequencies(db: Database, generation: int) -> tuple[dict[tuple[str
     return counted, kept
 
 
+def _statistics(db: Database, g: int, counted: bool = False) -> tuple[int, ...]:
+    """A generation's BM25 statistics as its commit kept them (from the one before), or counted anew."""
+    sql = (
+        "SELECT (SELECT row(count(*), sum(word_length), sum(gram_length)) FROM rag_chunks c WHERE {live}), "
+        "(SELECT count(*) FROM rag_sentences s JOIN rag_documents c ON c.vid = s.vid WHERE {live})"
+    ).format(live="c.born <= %(g)s AND (c.died IS NULL OR c.died > %(g)s)")
+    if not counted:
+        sql = "SELECT row(chunks, word_length, gram_length), sentences FROM rag_generations "
+        sql += "WHERE generation = %(g)s"
+    with db.connection() as conn:
+        row = conn.execute(sql, {"g": g}).fetchone()
+    assert row is not None
+    return (*(int(v) for v in row[0]), int(row[1]))
+
+
 def test_document_frequencies_are_kept_per_generation(fake_settings: Settings, pg_url: str) -> None:
     """rag_terms, which BM25 reads instead of counting postings, equals the count in the latest generation
     and in the one before (a reader may still be pinned to it) through additions, changes and removals,
@@ -371,6 +386,7 @@ def test_document_frequencies_are_kept_per_generation(fake_settings: Settings, p
             for g in (generation, generation - 1):
                 counted, kept = _document_frequencies(store.db, g)
                 assert counted == kept, g
+            assert _statistics(store.db, generation) == _statistics(store.db, generation, counted=True)
         with store.db.connection() as conn:
             rows = "SELECT max(n) FROM (SELECT count(*) AS n FROM rag_terms GROUP BY kind, term)"
             most = conn.execute(rows).fetchone()

@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> Report:
 
     report = Report("postgres store: a server's read after a commit, whole vs only what changed")
     work = None if args.index_dir else Path(tempfile.mkdtemp(prefix="rag-pgrefresh-"))
-    store = PostgresStore(args.index_dir or work, None, 512, 1, 25_000)  # type: ignore[arg-type]
+    # no HNSW index: the reads never search
+    store = PostgresStore(args.index_dir or work, None, 512, 1, 10**12)  # type: ignore[arg-type]
     try:
         if work is not None:
             n = 300 if args.quick else int(float(args.size))

@@ -241,9 +241,8 @@ class Pipeline:
         with self._update_lock:
             if self._snap is None:  # the duplicate check reads the index
                 self._rebuild_locked(only=self._scope(False))
-            taken = self._snap.documents.__contains__ if self._snap is not None else (lambda doc_id: False)
             path = self.corpus.add(
-                filename, data, meta, self.settings.server.max_upload_bytes, self._same_text, taken
+                filename, data, meta, self.settings.server.max_upload_bytes, self._same_text, self._taken
             )
             doc_id = doc_id_for(path)
             try:
@@ -268,6 +267,11 @@ class Pipeline:
         if self._by_text is None or self._by_text[0] is not snap:  # once per snapshot
             self._by_text = (snap, {text_hash(d.text): d for d in snap.documents.values()})
         return self._by_text[1].get(key)
+
+    def _taken(self, doc_id: str) -> bool:
+        """An indexed article has this id (on a shared database, maybe another server's upload); the caller
+        holds the update lock, as for :meth:`_same_text`."""
+        return self._snap is not None and doc_id in self._snap.documents
 
     def delete_document(self, doc_id: str) -> None:
         """Remove an article from the index and its file from the folder (on a shared database another

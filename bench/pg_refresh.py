@@ -51,7 +51,8 @@ def _commit_one(store: Any, texts: list[str], run: int) -> None:
         manifest = latest.manifest
         fresh = [f"Refresh run {run}: {t}" for t in texts[:DOC_CHUNKS]]
         language = manifest["lexical"]["language"]
-        part = _parts(DOC_CHUNKS, fresh, _vectors(DOC_CHUNKS, run), language, prefix=f"refresh{run:03d}-")[0]
+        prefix = f"refresh-g{latest.number + 1}-"  # new on every run, also of a database kept from before
+        part = _parts(DOC_CHUNKS, fresh, _vectors(DOC_CHUNKS, run), language, prefix=prefix)[0]
         write_part(conn, part, latest.number + 1, Analyzer(language))
         commit_generation(conn, latest.number + 1, manifest)
 

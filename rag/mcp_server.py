@@ -99,7 +99,7 @@ def create_mcp(pipeline: Pipeline) -> MCPServer:
     async def list_documents() -> DocumentList:
         """The articles the answers come from: id, title, date, source, language, length."""
         snap = await _run(lambda: pipeline.snapshot)
-        counts = Counter(c.doc_id for c in snap.chunks)
+        counts = Counter(snap.chunk_doc)
         docs = sorted(snap.documents.values(), key=lambda d: d.path)
         return DocumentList(count=len(docs), documents=[_summary(d, counts[d.doc_id]) for d in docs])
 

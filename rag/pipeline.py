@@ -234,7 +234,7 @@ class Pipeline:
     def document_entry(self, doc_id: str) -> tuple[Document, int]:
         """A document and its number of chunks, both from the same snapshot."""
         snap = self.snapshot
-        return _find(snap, doc_id), sum(1 for c in snap.chunks if c.doc_id == doc_id)
+        return _find(snap, doc_id), sum(1 for d in snap.chunk_doc if d == doc_id)
 
     def add_document(self, filename: str, data: bytes, meta: DocumentMeta | None = None) -> Document:
         """Store an uploaded article in the corpus and index it; returns it as indexed."""

@@ -251,7 +251,7 @@ def _docs(app: FastAPI) -> None:
 
 
 def _chunk_counts(snap: IndexSnapshot) -> Counter[str]:
-    return Counter(c.doc_id for c in snap.chunks)
+    return Counter(snap.chunk_doc)
 
 
 def _summary(doc: Document, chunks: int) -> DocumentSummary:

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from rag.indexing.bm25 import K1, B
+from rag.indexing.columns import ChunkColumns, Labels, SentenceColumns
 from rag.indexing.pg_db import Database
 from rag.indexing.vectors import HNSW_EF_SEARCH
 from rag.text.analysis import Analyzer
-from rag.types import Chunk, Document, Sentence
+from rag.types import Document
 
 _LIVE = "c.born <= %(g)s AND (c.died IS NULL OR c.died > %(g)s)"
 # Each term's document frequency in generation g: its latest rag_terms row at or before g.
@@ -108,9 +109,9 @@ class PgSnapshot:
     db: Database
     generation: Generation
     documents: dict[str, Document]
-    chunks: list[Chunk]
-    sentences: list[Sentence]
-    sentence_doc: list[str]
+    chunks: ChunkColumns
+    sentences: SentenceColumns
+    sentence_doc: Labels
     chunk_ids: np.ndarray  # row -> database id
     sentence_ids: np.ndarray
     approximate: bool
@@ -129,6 +130,10 @@ class PgSnapshot:
     @property
     def manifest(self) -> dict[str, Any]:
         return self.generation.manifest
+
+    @property
+    def chunk_doc(self) -> Labels:
+        return self.chunks.doc_ids()
 
     @property
     def build_id(self) -> str:

@@ -26,7 +26,10 @@ class IndexSnapshot(Protocol):
     is ``sentences[r]`` of document ``sentence_doc[r]``, and a chunk lists its sentences' rows."""
 
     @property
-    def documents(self) -> Mapping[str, Document]: ...
+    def documents(self) -> Mapping[str, Document]:
+        """The articles by id. Their ``blocks`` may be empty (the postgres store's are): reading goes by
+        ``sentences``, and blocks are only cut into sentences when a document is indexed."""
+        ...
 
     @property
     def chunks(self) -> Sequence[Chunk]: ...
@@ -36,6 +39,11 @@ class IndexSnapshot(Protocol):
 
     @property
     def sentence_doc(self) -> Sequence[str]: ...
+
+    @property
+    def chunk_doc(self) -> Sequence[str]:
+        """Each chunk row's document id, ``chunks[i].doc_id``, without making the chunks."""
+        ...
 
     @property
     def extras(self) -> dict[str, Any]:

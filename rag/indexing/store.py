@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,10 @@ class Snapshot:
     @property
     def build_id(self) -> str:
         return str(self.manifest.get("build_id", ""))
+
+    @cached_property
+    def chunk_doc(self) -> list[str]:
+        return [c.doc_id for c in self.chunks]
 
     # --- the read side of :class:`rag.indexing.protocol.IndexSnapshot`
     @property

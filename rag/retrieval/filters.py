@@ -125,8 +125,8 @@ def _doc_rows(snap: IndexSnapshot) -> Mapping[str, np.ndarray]:
     cached = snap.extras.get(_ROWS)
     if cached is None:
         grouped: dict[str, list[int]] = {}
-        for row, chunk in enumerate(snap.chunks):
-            grouped.setdefault(chunk.doc_id, []).append(row)
+        for row, doc_id in enumerate(snap.chunk_doc):
+            grouped.setdefault(doc_id, []).append(row)
         cached = {d: np.asarray(r, dtype=np.int64) for d, r in grouped.items()}
         snap.extras[_ROWS] = cached
     return cached

@@ -49,6 +49,8 @@ class TestIndexStoreContract:
             for row in chunk.sentences:
                 s = snap.sentences[row]
                 assert snap.sentence_doc[row] == chunk.doc_id and chunk.start <= s.start < s.end <= chunk.end
+        assert list(snap.chunk_doc) == [c.doc_id for c in snap.chunks]
+        assert len(snap.sentence_doc) == len(snap.sentences) and len(snap.chunk_doc) == len(snap.chunks)
         rows = [r for c in snap.chunks for r in c.sentences]
         vectors = snap.sentence_vectors_for(rows)
         assert vectors.shape == (len(rows), 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)

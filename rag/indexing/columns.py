@@ -65,7 +65,7 @@ class SentenceColumns(_Rows[Sentence]):
             np.concatenate([np.zeros(0, dtype=bool), *(p.heading for p in parts)]),
         )
 
-    def take(self, rows: np.ndarray) -> SentenceColumns:
+    def take(self, rows: np.ndarray | slice) -> SentenceColumns:
         return SentenceColumns(self.start[rows], self.end[rows], self.heading[rows])
 
     def __len__(self) -> int:
@@ -77,7 +77,7 @@ class SentenceColumns(_Rows[Sentence]):
     def __getitem__(self, index: slice) -> SentenceColumns: ...
     def __getitem__(self, index: int | slice) -> Sentence | SentenceColumns:
         if isinstance(index, slice):
-            return SentenceColumns(self.start[index], self.end[index], self.heading[index])
+            return self.take(index)
         return Sentence(int(self.start[index]), int(self.end[index]), bool(self.heading[index]))
 
     def __iter__(self) -> Iterator[Sentence]:
@@ -129,17 +129,17 @@ class ChunkColumns(_Rows[Chunk]):
 
     @classmethod
     def concat(cls, parts: Sequence[ChunkColumns], shifts: Sequence[int]) -> ChunkColumns:
-        """``parts`` one after the other, each one's sentence rows moved by its shift."""
+        """``parts`` one after the other, each one's sentence rows moved by its shift (a part's ``bounds``
+        start at 0 and end at ``len(rows)``, as every constructor here makes them)."""
         documents: list[Document] = []
         docs, bounds, rows = [], [], []
         total = 0
         for part, shift in zip(parts, shifts, strict=True):
             docs.append(part.doc + len(documents))
             documents += part.documents
-            bounds.append(part.bounds[1:] - part.bounds[0] + total)
-            part_rows = part.rows[part.bounds[0] : part.bounds[-1]]
-            rows.append(part_rows + shift)
-            total += len(part_rows)
+            bounds.append(part.bounds[1:] + total)
+            rows.append(part.rows + shift)
+            total += len(part.rows)
         width = max([p.chunk_id.dtype.itemsize for p in parts], default=1)
         return cls(
             tuple(documents),

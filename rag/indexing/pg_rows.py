@@ -318,8 +318,8 @@ def _read_versions(conn: psycopg.Connection, vids: list[int]) -> list[_Version]:
             np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64), np.array(headings, dtype=bool)
         )
         chunks = ChunkColumns.of_rows(doc, chunk_ids, cstarts, cends, rows)
-        ids = np.array(sids, dtype=np.int64), np.array(cids, dtype=np.int64)
-        versions.append(_Version(vid, doc, sentences, ids[0], chunks, ids[1]))
+        sentence_ids, ids = np.array(sids, dtype=np.int64), np.array(cids, dtype=np.int64)
+        versions.append(_Version(vid, doc, sentences, sentence_ids, chunks, ids))
     return versions
 
 
@@ -345,56 +345,39 @@ def _assemble(
     The rows are gathered from a pool, ``previous``'s rows then the fresh versions', in a few array
     operations whatever the number of documents (a server reads 20 chunks after an upload, not 10^6)."""
     pool = [previous] if previous is not None else []
-    sentence_base = len(previous.sentences) if previous is not None else 0
-    chunk_base = len(previous.chunks) if previous is not None else 0
-    places = [(h.doc, h.vid, h.s0, h.s1, h.c0, h.c1) for h in held]
-    shifts = [0] if previous is not None else []
-    for v in fresh:
-        places.append(
-            (
-                v.doc,
-                v.vid,
-                sentence_base,
-                sentence_base + len(v.sentences),
-                chunk_base,
-                chunk_base + len(v.chunks),
-            )
-        )
-        shifts.append(sentence_base)
-        sentence_base, chunk_base = sentence_base + len(v.sentences), chunk_base + len(v.chunks)
-    places.sort(key=lambda p: p[0].path)
-    ranges = np.array([p[2:] for p in places], dtype=np.int64).reshape(-1, 4)
-    counts = ranges[:, 1] - ranges[:, 0]
-    bases = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(counts)])
-    chunk_ends = np.cumsum(ranges[:, 3] - ranges[:, 2])
-    documents = tuple(p[0] for p in places)
+    s_end = len(previous.sentences) if previous is not None else 0
+    c_end = len(previous.chunks) if previous is not None else 0
+    places, shifts = list(held), [0] * len(pool)
+    for v in fresh:  # placed in the pool after previous's rows
+        places.append(_Held(v.vid, v.doc, s_end, s_end + len(v.sentences), c_end, c_end + len(v.chunks)))
+        shifts.append(s_end)
+        s_end, c_end = s_end + len(v.sentences), c_end + len(v.chunks)
+    places.sort(key=lambda p: p.doc.path)
+    ranges = np.array([(p.s0, p.s1, p.c0, p.c1) for p in places], dtype=np.int64).reshape(-1, 4)
+    zero = np.zeros(1, dtype=np.int64)
+    s_counts = ranges[:, 1] - ranges[:, 0]
+    s_bases = np.concatenate([zero, np.cumsum(s_counts)])  # where each document's rows now start
+    c_bases = np.concatenate([zero, np.cumsum(ranges[:, 3] - ranges[:, 2])])
+    documents = tuple(p.doc for p in places)
     sentences = SentenceColumns.concat([*(p.sentences for p in pool), *(v.sentences for v in fresh)])
     chunks = ChunkColumns.concat([*(p.chunks for p in pool), *(v.chunks for v in fresh)], shifts)
     empty = np.zeros(0, dtype=np.int64)
     sentence_ids = np.concatenate([empty, *(p.sentence_ids for p in pool), *(v.sentence_ids for v in fresh)])
     chunk_ids = np.concatenate([empty, *(p.chunk_ids for p in pool), *(v.chunk_ids for v in fresh)])
     sentence_rows, chunk_rows = aranges(ranges[:, 0], ranges[:, 1]), aranges(ranges[:, 2], ranges[:, 3])
+    names = tuple(d.doc_id for d in documents)
     return PgSnapshot(
         db,
         generation,
-        {d.doc_id: d for d in documents},
-        chunks.gather(ranges[:, 2:], bases[:-1] - ranges[:, 0], documents),
+        dict(zip(names, documents, strict=True)),
+        chunks.gather(ranges[:, 2:], s_bases[:-1] - ranges[:, 0], documents),
         sentences.take(sentence_rows),
-        Labels(
-            tuple(d.doc_id for d in documents), np.repeat(np.arange(len(documents), dtype=np.int32), counts)
-        ),
+        Labels(names, np.repeat(np.arange(len(documents), dtype=np.int32), s_counts)),
         chunk_ids[chunk_rows],
         sentence_ids[sentence_rows],
         approximate=len(chunk_rows) > approximate_above,
         versions=[
-            (
-                p[1],
-                p[0].doc_id,
-                int(bases[i]),
-                int(bases[i + 1]),
-                int(chunk_ends[i]) - (p[5] - p[4]),
-                int(chunk_ends[i]),
-            )
+            (p.vid, p.doc.doc_id, int(s_bases[i]), int(s_bases[i + 1]), int(c_bases[i]), int(c_bases[i + 1]))
             for i, p in enumerate(places)
         ],
     )

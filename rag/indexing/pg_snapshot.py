@@ -19,6 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -131,7 +132,7 @@ class PgSnapshot:
     def manifest(self) -> dict[str, Any]:
         return self.generation.manifest
 
-    @property
+    @cached_property
     def chunk_doc(self) -> Labels:
         return self.chunks.doc_ids()
 
